@@ -1,0 +1,53 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/docker/distribution/registry/api/errcode"
+	notaryerrors "github.com/theupdateframework/notary/server/errors"
+)
+
+// Error codes. The notary ones keep the JSON the notary client parses;
+// signet adds codes for limits, names and access.
+var (
+	errMalformedUpload = notaryerrors.ErrMalformedUpload
+	errMalformedJSON   = notaryerrors.ErrMalformedJSON
+	errNoFilename      = notaryerrors.ErrNoFilename
+	errInvalidRole     = notaryerrors.ErrInvalidRole
+	errInvalidUpdate   = notaryerrors.ErrInvalidUpdate
+	errOldVersion      = notaryerrors.ErrOldVersion
+	errNotFound        = notaryerrors.ErrMetadataNotFound
+	errUpdating        = notaryerrors.ErrUpdating
+	errInvalidParams   = notaryerrors.ErrInvalidParams
+	errUnknown         = errcode.ErrorCodeUnknown
+
+	errTooLarge = errcode.Register("signet", errcode.ErrorDescriptor{
+		Value: "SIGNET_TOO_LARGE", Message: "request or metadata too large",
+		Description:    "The request or one metadata file is over the server's size limit.",
+		HTTPStatusCode: http.StatusRequestEntityTooLarge,
+	})
+	errInvalidName = errcode.Register("signet", errcode.ErrorDescriptor{
+		Value: "SIGNET_INVALID_NAME", Message: "invalid repository or role name",
+		Description:    "The repository (GUN) or role name in the path is not valid.",
+		HTTPStatusCode: http.StatusBadRequest,
+	})
+	errGUNNotAllowed = errcode.Register("signet", errcode.ErrorDescriptor{
+		Value: "SIGNET_GUN_NOT_ALLOWED", Message: "repository not served here",
+		Description:    "The repository is outside the server's allow-list of prefixes.",
+		HTTPStatusCode: http.StatusForbidden,
+	})
+	errUnauthorized = errcode.ErrorCodeUnauthorized
+	errDenied       = errcode.ErrorCodeDenied
+	errMethod       = errcode.Register("signet", errcode.ErrorDescriptor{
+		Value: "SIGNET_METHOD_NOT_ALLOWED", Message: "method not allowed",
+		Description:    "The HTTP method is not supported on this path.",
+		HTTPStatusCode: http.StatusMethodNotAllowed,
+	})
+)
+
+// writeError answers with the distribution/notary error JSON:
+// {"errors":[{"code":..., "message":..., "detail":...}]}.
+func writeError(w http.ResponseWriter, err error) {
+	w.Header().Set("Cache-Control", "no-store")
+	_ = errcode.ServeJSON(w, err)
+}
