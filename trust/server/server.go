@@ -101,9 +101,17 @@ type Server struct {
 	locks    [256]sync.Mutex // publishes serialised per GUN stripe
 }
 
+// notaryExpiries sets notary's default expiries to notary-server's
+// (timestamp 14 days, snapshot and targets 3 years, root 10 years). notary's
+// tuf builder reads them from process-wide state with no other hook, and
+// its defaults (timestamp 1 day) are not the server's; notary-server sets
+// them the same way at start.
+var notaryExpiries sync.Once
+
 // New builds a server. It fails if the key passphrase cannot decrypt the
 // keys already in the store.
 func New(ctx context.Context, opts Options) (*Server, error) {
+	notaryExpiries.Do(func() { data.SetDefaultExpiryTimes(data.NotaryDefaultExpiries) })
 	if opts.Store == nil {
 		return nil, errors.New("new trust server: no store")
 	}
