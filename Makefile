@@ -1,0 +1,36 @@
+# signet build, test and CI entry points. See .ci/run for what CI does.
+
+SHELL := /bin/bash
+GO ?= go
+TOOLS_BIN := $(CURDIR)/.tools/bin
+
+# Tests find notary, notary-server (and benchstat) here; see internal/testenv.
+export SIGNET_TOOLS := $(TOOLS_BIN)
+
+.PHONY: all build test lint tools ci demo bench
+
+all: lint build test
+
+build:
+	$(GO) build -o signet ./cmd/signet
+
+test:
+	PATH="$(TOOLS_BIN):$$PATH" $(GO) test -race -count=1 -timeout 25m ./...
+
+# gofmt -l must print nothing; then go vet.
+lint:
+	@files="$$(find . -name '*.go' -not -path './.git/*' -not -path './.tools/*' -print0 | xargs -0 -r gofmt -l)"; \
+	if [ -n "$$files" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$files"; exit 1; fi
+	$(GO) vet ./...
+
+tools:
+	bash scripts/install-tools.sh
+
+ci:
+	bash .ci/run
+
+demo:
+	bash scripts/demo.sh
+
+bench:
+	PATH="$(TOOLS_BIN):$$PATH" bash bench/run.sh

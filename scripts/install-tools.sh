@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# install-tools.sh: install the external tools that signet's tests and
+# benchmarks use, at pinned versions, into $REPO/.tools/bin.
+#
+#   notary, notary-server  github.com/theupdateframework/notary v0.7.0
+#                          The original Notary v1 CLI and server, used by the
+#                          compatibility tests (signet against real notary).
+#   benchstat              golang.org/x/perf (pinned pseudo-version), used by
+#                          bench/run.sh.
+#   postgresql (Debian)    the PostgreSQL server, started for the tests by
+#                          scripts/start-postgres.sh. Installed only when
+#                          running as root and no server is found; set
+#                          SIGNET_SKIP_APT=1 to never touch apt.
+#
+# How the Go tools are built: `go install module/cmd@version`, which fetches
+# the source from the Go module proxy and builds it with the Go toolchain on
+# PATH (Go 1.26 for this project). notary v0.7.0's go.mod has no replace
+# directives, so `go install pkg@version` is accepted as is; no temporary
+# module is needed. The notary binaries are built with CGO_ENABLED=0 (no
+# PKCS#11 / YubiKey support in them, which the tests do not need) and with
+# -X ldflags so that `notary version` reports 0.7.0; the Git commit field
+# stays empty because the module proxy zip carries no VCS data.
+#
+# Note: the released notary-server does not link a SQLite driver (go-sqlite3
+# is imported only by its tests), so its "sqlite3" storage backend fails at
+# start with `sql: unknown driver "sqlite3"`. Use the "memory" backend; see
+# testdata/notary-server/.
+#
+# Idempotent: each tool is recorded in $REPO/.tools/versions.txt as
+# "<name> <package>@<version> <go version>"; a tool whose binary exists and
+# whose line matches is skipped. Changing a pin or the Go version rebuilds it.
+#
+# Usage: scripts/install-tools.sh            (from anywhere)
+# Environment: SIGNET_SKIP_APT=1 skips the Debian package step.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$REPO/.tools"
+BIN="$TOOLS/bin"
+STAMP="$TOOLS/versions.txt"
+
+# Pinned versions. Change them here only.
+NOTARY_VERSION="v0.7.0"
+PERF_VERSION="v0.0.0-20260908200009-22c9c6c9d4da" # golang.org/x/perf, 2026-09-08
+
+NOTARY_MOD="github.com/theupdateframework/notary"
+NOTARY_LDFLAGS="-X ${NOTARY_MOD}/version.NotaryVersion=${NOTARY_VERSION#v}"
+
+log() { printf 'install-tools: %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------
+
+have_postgres_server() {
+	compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+
+install_debian_packages() {
+	if [[ "${SIGNET_SKIP_APT:-}" == 1 ]]; then
+		log "SIGNET_SKIP_APT=1: not installing Debian packages"
+		return
+	fi
+	if have_postgres_server; then
+		log "postgresql: present ($(compgen -G '/usr/lib/postgresql/*/bin/initdb' | head -n1))"
+		return
+	fi
+	if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
+		log "postgresql: not installed and cannot install it (need root and apt-get);"
+		log "  PostgreSQL tests will be skipped (or fail under SIGNET_REQUIRE_ALL=1)"
+		return
+	fi
+	log "postgresql: installing with apt-get"
+	export DEBIAN_FRONTEND=noninteractive
+	# Only refresh the package lists when apt cannot find the package.
+	if ! apt-cache show postgresql >/dev/null 2>&1; then
+		apt-get update -qq
+	fi
+	apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+	have_postgres_server || { log "postgresql: install finished but initdb not found"; exit 1; }
+}
+
+# --- Go tools --------------------------------------------------------------
+
+GO_VERSION="$(go env GOVERSION)"
+
+stamp_line() { # name pkg@version
+	printf '%s %s %s' "$1" "$2" "$GO_VERSION"
+}
+
+is_current() { # name pkg@version
+	local name="$1" want
+	want="$(stamp_line "$1" "$2")"
+	[[ -x "$BIN/$name" ]] && [[ -f "$STAMP" ]] && grep -qxF "$want" "$STAMP"
+}
+
+record() { # name pkg@version
+	local name="$1" tmp
+	tmp="$(mktemp "$TOOLS/versions.XXXXXX")"
+	if [[ -f "$STAMP" ]]; then
+		grep -v "^${name} " "$STAMP" >"$tmp" || true
+	fi
+	stamp_line "$1" "$2" >>"$tmp"
+	printf '\n' >>"$tmp"
+	sort -o "$tmp" "$tmp"
+	chmod 0644 "$tmp"
+	mv "$tmp" "$STAMP"
+}
+
+go_install() { # name pkg@version [go build flags...]
+	local name="$1" target="$2"
+	shift 2
+	if is_current "$name" "$target"; then
+		log "$name: $target already installed"
+		return
+	fi
+	log "$name: building $target with $GO_VERSION"
+	# GOFLAGS is cleared so a developer's -mod=... or -tags=... cannot leak
+	# into the tool build; GOTOOLCHAIN=local builds with the Go on PATH.
+	GOBIN="$BIN" GOFLAGS='' GOTOOLCHAIN=local go install "$@" "$target"
+	record "$name" "$target"
+}
+
+main() {
+	mkdir -p "$BIN"
+	install_debian_packages
+
+	CGO_ENABLED=0 go_install notary "${NOTARY_MOD}/cmd/notary@${NOTARY_VERSION}" -ldflags "$NOTARY_LDFLAGS"
+	CGO_ENABLED=0 go_install notary-server "${NOTARY_MOD}/cmd/notary-server@${NOTARY_VERSION}" -ldflags "$NOTARY_LDFLAGS"
+	go_install benchstat "golang.org/x/perf/cmd/benchstat@${PERF_VERSION}"
+
+	log "tools in $BIN:"
+	sed 's/^/  /' "$STAMP" >&2
+}
+
+main "$@"
