@@ -8,13 +8,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"slices"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/signet-project/signet/internal/tokenserver"
 )
 
 // parseChallenge parses a WWW-Authenticate value holding one challenge,
@@ -68,57 +68,15 @@ func parseChallenge(h string) (scheme string, params map[string]string, err erro
 	}
 }
 
-// tokenServer is a tiny docker/distribution-style token service. Users log
-// in with Basic credentials; the access it grants is the intersection of
-// the scope asked for and the user's grants. Anonymous users get no access.
-type tokenServer struct {
-	t       *testing.T
-	issuer  string
-	signer  keyPair
-	chain   []keyPair
-	now     func() time.Time
-	users   map[string]string              // user to password
-	grants  map[string]map[string][]string // user to gun to actions
-	fetches atomic.Int64
+// countFetches counts the requests made to a token service.
+type countFetches struct {
+	n    atomic.Int64
+	next http.Handler
 }
 
-func (s *tokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.fetches.Add(1)
-	q := r.URL.Query()
-	user, password, ok := r.BasicAuth()
-	if ok && s.users[user] != password {
-		http.Error(w, "bad credentials", http.StatusUnauthorized)
-		return
-	}
-	var access []resourceActions
-	for _, sc := range q["scope"] {
-		parts := strings.SplitN(sc, ":", 3)
-		if len(parts) != 3 || parts[0] != "repository" {
-			continue
-		}
-		var granted []string
-		for _, a := range strings.Split(parts[2], ",") {
-			if slices.Contains(s.grants[user][parts[1]], a) {
-				granted = append(granted, a)
-			}
-		}
-		access = append(access, resourceActions{Type: "repository", Name: parts[1], Actions: granted})
-	}
-	now := s.now()
-	c := testClaims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    s.issuer,
-			Subject:   user,
-			Audience:  jwt.ClaimStrings{q.Get("service")},
-			ExpiresAt: jwt.NewNumericDate(now.Add(5 * time.Minute)),
-			NotBefore: jwt.NewNumericDate(now.Add(-time.Second)),
-			IssuedAt:  jwt.NewNumericDate(now),
-		},
-		Access: access,
-	}
-	tok := sign(s.t, jwt.SigningMethodES384, s.signer.key, map[string]any{"x5c": x5c(s.chain...)}, c)
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{"token": tok, "expires_in": 300, "issued_at": now.Format(time.RFC3339)})
+func (c *countFetches) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.n.Add(1)
+	c.next.ServeHTTP(w, r)
 }
 
 // trustServer stands for the trust server: it maps requests to actions as
@@ -229,28 +187,37 @@ func dockerDo(t *testing.T, c *http.Client, method, u, user, password string) (i
 }
 
 func TestEndToEndTokenFlow(t *testing.T) {
-	p := testPKI()
 	now := func() time.Time { return t0 }
-	ts := &tokenServer{
-		t:      t,
-		issuer: "test-issuer",
-		signer: p.leafES384,
-		chain:  []keyPair{p.leafES384, p.inter},
-		now:    now,
-		users:  map[string]string{"alice": "alice-pw", "bob": "bob-pw"},
-		grants: map[string]map[string][]string{
-			"alice": {gun: {"push", "pull", "*"}},
-			"bob":   {gun: {"pull"}},
-		},
+	grants := map[string]map[string][]string{
+		"alice": {gun: {"push", "pull", "*"}},
+		"bob":   {gun: {"pull"}},
 	}
+	// A docker/distribution-style token service: the access it grants is
+	// the intersection of the scope asked for and the user's grants.
+	// Anonymous users get no access.
+	issuer, err := tokenserver.New(tokenserver.Options{
+		Issuer:  "test-issuer",
+		Service: "signet-trust",
+		Users:   map[string]string{"alice": "alice-pw", "bob": "bob-pw"},
+		Grant:   func(user, gun string, _ []string) []string { return grants[user][gun] },
+		Now:     now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(t.TempDir(), "roots.pem")
+	if err := issuer.WriteRootBundle(bundle); err != nil {
+		t.Fatal(err)
+	}
+	ts := &countFetches{next: issuer}
 	tokenSrv := httptest.NewServer(ts)
 	defer tokenSrv.Close()
 
 	tok, err := NewToken(TokenOptions{
-		Realm:          tokenSrv.URL + "/token",
+		Realm:          tokenSrv.URL + tokenserver.Path,
 		Service:        "signet-trust",
 		Issuer:         "test-issuer",
-		RootCertBundle: writeBundle(t, p.rootEC),
+		RootCertBundle: bundle,
 		Now:            now,
 		Leeway:         DefaultLeeway,
 	})
@@ -289,13 +256,13 @@ func TestEndToEndTokenFlow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts.fetches.Store(0)
+			ts.n.Store(0)
 			pw := map[string]string{"alice": "alice-pw", "bob": "bob-pw"}[tt.user]
 			status, code := dockerDo(t, tt.srv.Client(), tt.method, tt.srv.URL+tt.path, tt.user, pw)
 			if status != tt.wantStatus || code != tt.wantCode {
 				t.Errorf("status %d %q, want %d %q", status, code, tt.wantStatus, tt.wantCode)
 			}
-			if got := ts.fetches.Load(); got != tt.wantFetches {
+			if got := ts.n.Load(); got != tt.wantFetches {
 				t.Errorf("token fetches = %d, want %d", got, tt.wantFetches)
 			}
 		})
