@@ -38,5 +38,6 @@ if [[ "${SIGNET_PG_KEEP:-}" == 1 ]]; then
 	log "keeping $BASE"
 elif [[ -d "$BASE" ]]; then
 	rm -rf "$BASE"
+	rm -f "${BASE}.lock"
 	log "removed $BASE"
 fi
