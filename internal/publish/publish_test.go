@@ -1,0 +1,230 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/signet-project/signet/internal/testenv"
+	"github.com/signet-project/signet/internal/testservers"
+	"github.com/signet-project/signet/keys"
+	"github.com/signet-project/signet/trust"
+)
+
+const pass = "test key passphrase"
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func testConfig(t *testing.T, server string) Config {
+	return Config{
+		TrustDir: t.TempDir(),
+		Server:   server,
+		Passphrases: &keys.Retriever{Getenv: env(map[string]string{
+			"SIGNET_ROOT_PASSPHRASE":       pass,
+			"SIGNET_REPOSITORY_PASSPHRASE": pass,
+			"SIGNET_DELEGATION_PASSPHRASE": pass,
+		})},
+	}
+}
+
+func digestOf(t *testing.T, ref string) string {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := remote.Head(r)
+	if err != nil {
+		t.Fatalf("HEAD %s: %v", ref, err)
+	}
+	return d.Digest.String()
+}
+
+func TestSignVerifyRevoke(t *testing.T) {
+	reg := testservers.Registry(t)
+	c := testConfig(t, testservers.TrustServer(t))
+	ctx := context.Background()
+	image := reg + "/team/app:v1"
+	testservers.PushRandom(t, image)
+
+	signed, err := Sign(ctx, c, []Request{{Image: image}})
+	if err != nil {
+		t.Fatalf("sign: %v", err)
+	}
+	if len(signed) != 1 || signed[0].Digest != digestOf(t, image) || !signed[0].Init || signed[0].GUN != reg+"/team/app" {
+		t.Fatalf("signed %+v, want the registry's digest %s, a new repository", signed, digestOf(t, image))
+	}
+	v, err := Verify(ctx, c, image)
+	if err != nil || v.Digest != digestOf(t, image) || v.Role != "targets" {
+		t.Fatalf("verify: %+v %v", v, err)
+	}
+
+	// A fresh trust dir (another machine) verifies too.
+	other := testConfig(t, c.Server)
+	if _, err := Verify(ctx, other, image); err != nil {
+		t.Fatalf("verify from a fresh trust dir: %v", err)
+	}
+
+	// The tag moves: verify fails naming both digests.
+	before := digestOf(t, image)
+	testservers.PushRandom(t, image)
+	after := digestOf(t, image)
+	_, err = Verify(ctx, c, image)
+	var deny *trust.DenyError
+	if !errors.As(err, &deny) || deny.Reason != trust.ReasonMismatch || !strings.Contains(err.Error(), before) || !strings.Contains(err.Error(), after) {
+		t.Fatalf("verify after the tag moved: %v; want a mismatch naming %s and %s", err, before, after)
+	}
+
+	// An unsigned tag is denied.
+	testservers.PushRandom(t, reg+"/team/app:unsigned")
+	if _, err := Verify(ctx, c, reg+"/team/app:unsigned"); !errors.As(err, &deny) || deny.Reason != trust.ReasonNotSigned {
+		t.Fatalf("verify unsigned: %v", err)
+	}
+
+	// Revoke: the signature is gone.
+	if tags, err := Revoke(ctx, c, image); err != nil || len(tags) != 1 {
+		t.Fatalf("revoke: %v %v", tags, err)
+	}
+	if _, err := Verify(ctx, other, image); !errors.As(err, &deny) || deny.Reason != trust.ReasonNotSigned {
+		t.Fatalf("verify after revoke: %v", err)
+	}
+}
+
+func TestPushFromLayoutTarballAndIndex(t *testing.T) {
+	reg := testservers.Registry(t)
+	c := testConfig(t, testservers.TrustServer(t))
+	ctx := context.Background()
+
+	// OCI layout with one image.
+	img, _ := random.Image(1024, 2)
+	dir := t.TempDir()
+	lp, err := layout.Write(dir, emptyIndex())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lp.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Push(ctx, c, dir, reg+"/team/app:layout")
+	if err != nil {
+		t.Fatalf("push layout: %v", err)
+	}
+	want, _ := img.Digest()
+	if s.Digest != want.String() || s.Digest != digestOf(t, reg+"/team/app:layout") {
+		t.Fatalf("pushed %s, image %s, registry %s", s.Digest, want, digestOf(t, reg+"/team/app:layout"))
+	}
+
+	// Another registry's multi-arch index: the index digest is signed.
+	testservers.PushRandomIndex(t, reg+"/upstream/multi:1")
+	s, err = Push(ctx, c, reg+"/upstream/multi:1", reg+"/team/multi:1")
+	if err != nil {
+		t.Fatalf("push index: %v", err)
+	}
+	if s.Digest != digestOf(t, reg+"/upstream/multi:1") {
+		t.Fatalf("signed %s, want the index digest %s", s.Digest, digestOf(t, reg+"/upstream/multi:1"))
+	}
+	if _, err := Verify(ctx, c, reg+"/team/multi:1"); err != nil {
+		t.Fatalf("verify index: %v", err)
+	}
+}
+
+func TestPassphraseErrors(t *testing.T) {
+	reg := testservers.Registry(t)
+	server := testservers.TrustServer(t)
+	ctx := context.Background()
+	image := reg + "/team/app:v1"
+	testservers.PushRandom(t, image)
+
+	// No passphrase and no terminal: fails at once naming the variable.
+	c := testConfig(t, server)
+	c.Passphrases = &keys.Retriever{Getenv: env(nil)}
+	_, err := Sign(ctx, c, []Request{{Image: image}})
+	if err == nil || !strings.Contains(err.Error(), "SIGNET_ROOT_PASSPHRASE") {
+		t.Fatalf("sign without passphrase: %v", err)
+	}
+
+	// Sign once, then a wrong repository passphrase: clear one-line error.
+	c = testConfig(t, server)
+	if _, err := Sign(ctx, c, []Request{{Image: image}}); err != nil {
+		t.Fatal(err)
+	}
+	c.Passphrases = &keys.Retriever{Getenv: env(map[string]string{"DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE": "wrong passphrase"})}
+	testservers.PushRandom(t, reg+"/team/app:v2")
+	_, err = Sign(ctx, c, []Request{{Image: reg + "/team/app:v2"}})
+	if err == nil || !strings.Contains(err.Error(), "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE does not decrypt") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("sign with a wrong passphrase: %v", err)
+	}
+	// Nothing was staged: with the right passphrase only v2 is added.
+	c.Passphrases = testConfig(t, server).Passphrases
+	if _, err := Sign(ctx, c, []Request{{Image: reg + "/team/app:v2"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// notary runs the real notary v0.7.0 CLI on a trust dir.
+func notary(t *testing.T, trustDir, server string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(testenv.NotaryCLI(t), append([]string{"-s", server, "-d", trustDir}, args...)...)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(),
+		"NOTARY_ROOT_PASSPHRASE="+pass, "NOTARY_TARGETS_PASSPHRASE="+pass,
+		"NOTARY_SNAPSHOT_PASSPHRASE="+pass, "NOTARY_DELEGATION_PASSPHRASE="+pass)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("notary %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestNotaryInteropBothWays: what signet signs, notary lists with the
+// registry's digest; what notary signs (addhash), signet verifies; and a
+// delegation added with notary is signed into by signet.
+func TestNotaryInteropBothWays(t *testing.T) {
+	reg := testservers.Registry(t)
+	server := testservers.TrustServer(t)
+	ctx := context.Background()
+
+	// signet -> notary
+	c := testConfig(t, server)
+	image := reg + "/team/app:v1"
+	testservers.PushRandom(t, image)
+	if _, err := Sign(ctx, c, []Request{{Image: image}}); err != nil {
+		t.Fatal(err)
+	}
+	out := notary(t, t.TempDir(), server, "list", reg+"/team/app")
+	if !strings.Contains(out, strings.TrimPrefix(digestOf(t, image), "sha256:")) {
+		t.Fatalf("notary list lacks %s:\n%s", digestOf(t, image), out)
+	}
+
+	// notary -> signet
+	nd := t.TempDir()
+	other := reg + "/team/other:v1"
+	testservers.PushRandom(t, other)
+	r, _ := name.ParseReference(other)
+	desc, err := remote.Head(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notary(t, nd, server, "init", reg+"/team/other", "-p")
+	notary(t, nd, server, "addhash", reg+"/team/other", "v1", fmt.Sprint(desc.Size), "--sha256", desc.Digest.Hex, "-p")
+	if _, err := Verify(ctx, testConfig(t, server), other); err != nil {
+		t.Fatalf("signet verify of notary's signature: %v", err)
+	}
+	// A wrong size signed by notary is caught.
+	notary(t, nd, server, "addhash", reg+"/team/other", "v1", fmt.Sprint(desc.Size+1), "--sha256", desc.Digest.Hex, "-p")
+	if _, err := Verify(ctx, testConfig(t, server), other); !IsDenied(err) {
+		t.Fatalf("verify with a wrong signed size: %v", err)
+	}
+}
+
+func emptyIndex() v1Index { return emptyIdx }

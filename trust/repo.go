@@ -1,0 +1,389 @@
+// Package trust is signet's TUF view of one repository (GUN): initialise
+// it, sign and revoke tags, list and look up what is signed, inspect keys
+// and expiries. It wraps notary's client and keeps the Docker Content
+// Trust conventions: targets are tags, hashed over the exact manifest
+// bytes; publishers sign into every direct delegation they hold a key for
+// (or "targets" when there are none); readers prefer targets/releases,
+// then targets.
+package trust
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/theupdateframework/notary/client"
+	"github.com/theupdateframework/notary/client/changelist"
+	"github.com/theupdateframework/notary/cryptoservice"
+	store "github.com/theupdateframework/notary/storage"
+	"github.com/theupdateframework/notary/trustmanager"
+	"github.com/theupdateframework/notary/trustpinning"
+	"github.com/theupdateframework/notary/tuf/data"
+	"github.com/theupdateframework/notary/tuf/signed"
+
+	"github.com/signet-project/signet/keys"
+)
+
+// ReleasesRole is the delegation Docker reads first.
+const ReleasesRole = data.RoleName("targets/releases")
+
+// Options configure access to one repository's trust data.
+type Options struct {
+	// TrustDir holds keys (private/) and cached metadata (tuf/), in the
+	// layout of ~/.docker/trust and ~/.notary. Required.
+	TrustDir string
+	// Server is the trust server URL. Required.
+	Server string
+	// Transport reaches the trust server (see NewTransport); nil uses
+	// http.DefaultTransport.
+	Transport http.RoundTripper
+	// Passphrases unlocks and protects keys. Required for signing.
+	Passphrases *keys.Retriever
+	// TrustPinning pins roots; the zero value trusts a root on first use,
+	// as docker does.
+	TrustPinning trustpinning.TrustPinConfig
+}
+
+// Repo is one repository's trust data.
+type Repo struct {
+	gun  data.GUN
+	opts Options
+	nr   client.Repository
+	cs   *cryptoservice.CryptoService
+}
+
+// Open prepares access to gun's trust data; it does no network I/O.
+// Changes are staged in memory, so a failed Sign or Revoke leaves nothing
+// behind to be published by a later command.
+func Open(gun string, opts Options) (*Repo, error) {
+	if opts.TrustDir == "" {
+		return nil, errors.New("open trust data: no trust dir")
+	}
+	if _, err := CheckServerURL(opts.Server); err != nil {
+		return nil, err
+	}
+	if opts.Passphrases == nil {
+		opts.Passphrases = &keys.Retriever{}
+	}
+	rt := opts.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	g := data.GUN(gun)
+	cache, err := store.NewFileStore(filepath.Join(opts.TrustDir, "tuf", filepath.FromSlash(gun), "metadata"), "json")
+	if err != nil {
+		return nil, fmt.Errorf("open metadata cache for %q: %w", gun, err)
+	}
+	ks, err := trustmanager.NewKeyFileStore(opts.TrustDir, opts.Passphrases.PassRetriever())
+	if err != nil {
+		return nil, fmt.Errorf("open key store in %q: %w", opts.TrustDir, err)
+	}
+	cs := cryptoservice.NewCryptoService(ks)
+	remote, err := store.NewHTTPStore(strings.TrimSuffix(opts.Server, "/")+"/v2/"+gun+"/_trust/tuf/", "", "json", "key", rt)
+	if err != nil {
+		return nil, fmt.Errorf("trust server %q: %w", opts.Server, err)
+	}
+	nr, err := client.NewRepository(g, opts.Server, remote, cache, opts.TrustPinning, cs, changelist.NewMemChangelist())
+	if err != nil {
+		return nil, fmt.Errorf("open trust data for %q: %w", gun, err)
+	}
+	return &Repo{gun: g, opts: opts, nr: nr, cs: cs}, nil
+}
+
+// GUN returns the repository's name.
+func (r *Repo) GUN() string { return r.gun.String() }
+
+// Target is a tag to sign: the sha256 and length of its manifest bytes.
+type Target struct {
+	Tag    string
+	SHA256 []byte
+	Size   int64
+}
+
+// SignedTarget is a tag as the trust data has it, and the role that
+// signed it.
+type SignedTarget struct {
+	Tag    string
+	SHA256 []byte
+	Size   int64
+	Role   string
+}
+
+// Digest returns "sha256:<hex>".
+func (t SignedTarget) Digest() string { return "sha256:" + hex.EncodeToString(t.SHA256) }
+
+// wrap turns notary errors into ones that say what to do.
+func (r *Repo) wrap(doing string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var (
+		pw trustmanager.ErrPasswordInvalid
+		ae trustmanager.ErrAttemptsExceeded
+		is signed.ErrInsufficientSignatures
+		nk signed.ErrNoKeys
+	)
+	// notary reports a key it could not unlock as a missing key; the
+	// passphrase retriever knows why.
+	if errors.As(err, &pw) || errors.As(err, &ae) || errors.As(err, &is) || errors.As(err, &nk) {
+		if perr := r.opts.Passphrases.Err(); perr != nil {
+			return fmt.Errorf("%s %s: %w", doing, r.gun, perr)
+		}
+	}
+	var offline store.ErrOffline
+	if errors.As(err, &offline) {
+		return fmt.Errorf("%s %s: trust server %s is unreachable", doing, r.gun, r.opts.Server)
+	}
+	var unavailable store.ErrServerUnavailable
+	if errors.As(err, &unavailable) {
+		return fmt.Errorf("%s %s: trust server %s: %w", doing, r.gun, r.opts.Server, err)
+	}
+	return fmt.Errorf("%s %s: %w", doing, r.gun, err)
+}
+
+// exists reports whether the server has trust data for the repository.
+func (r *Repo) exists() (bool, error) {
+	_, err := r.nr.ListRoles()
+	var notExist client.ErrRepositoryNotExist
+	if errors.As(err, &notExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Init creates the repository's trust data: it uses the first root key in
+// the trust dir (or makes one), makes a repository (targets) key, and
+// lets the server hold the snapshot key, as docker does. It publishes
+// nothing by itself: the next Sign or Publish does. created is false if
+// the repository already exists.
+func (r *Repo) Init(ctx context.Context) (created bool, err error) {
+	ok, err := r.exists()
+	if err != nil {
+		return false, r.wrap("read trust data of", err)
+	}
+	if ok {
+		return false, nil
+	}
+	rootID, err := r.rootKey()
+	if err != nil {
+		return false, r.wrap("initialise", err)
+	}
+	if err := r.nr.Initialize([]string{rootID}, data.CanonicalSnapshotRole); err != nil {
+		return false, r.wrap("initialise", err)
+	}
+	return true, nil
+}
+
+// rootKey returns the ID of a root key in the trust dir, creating one if
+// there is none.
+func (r *Repo) rootKey() (string, error) {
+	if ids := r.cs.ListKeys(data.CanonicalRootRole); len(ids) > 0 {
+		return ids[0], nil
+	}
+	k, err := r.cs.Create(data.CanonicalRootRole, "", data.ECDSAKey)
+	if err != nil {
+		return "", fmt.Errorf("create root key: %w", err)
+	}
+	return k.ID(), nil
+}
+
+// Publish uploads the staged changes (after Init, or Sign/Revoke stage).
+func (r *Repo) Publish(ctx context.Context) error {
+	return r.wrap("publish trust data of", r.nr.Publish())
+}
+
+// signer picks the roles to sign a tag into, as docker does: every direct
+// child of targets whose key the trust dir holds and whose paths admit
+// the tag; "targets" when the repository has no delegations.
+type signer struct {
+	gun         data.GUN
+	trustDir    string
+	delegations []data.Role
+	held        map[string]bool
+}
+
+// signer reads the delegations once (one trust server round trip).
+func (r *Repo) signer() (*signer, error) {
+	delegations, err := r.nr.GetDelegationRoles()
+	if err != nil {
+		return nil, err
+	}
+	held := map[string]bool{}
+	for id := range r.cs.ListAllKeys() {
+		held[path.Base(id)] = true
+	}
+	return &signer{gun: r.gun, trustDir: r.opts.TrustDir, delegations: delegations, held: held}, nil
+}
+
+func (s *signer) roles(tag string) ([]data.RoleName, error) {
+	if len(s.delegations) == 0 {
+		return []data.RoleName{data.CanonicalTargetsRole}, nil
+	}
+	var roles []data.RoleName
+	for _, d := range s.delegations {
+		if path.Dir(d.Name.String()) != data.CanonicalTargetsRole.String() || !d.CheckPaths(tag) {
+			continue
+		}
+		for _, id := range d.KeyIDs {
+			if s.held[id] {
+				roles = append(roles, d.Name)
+				break
+			}
+		}
+	}
+	if len(roles) == 0 {
+		return nil, fmt.Errorf("no signer key for %s in any delegation of %s in %s: import one (signet key import) or ask an administrator to add yours", tag, s.gun, s.trustDir)
+	}
+	return roles, nil
+}
+
+// SignResult says what Sign did.
+type SignResult struct {
+	// Initialized is true if Sign created the repository's trust data.
+	Initialized bool
+	// Roles are the roles the targets were signed into.
+	Roles []string
+}
+
+// Sign signs targets into the roles docker would and publishes once. A
+// repository without trust data is initialised first.
+func (r *Repo) Sign(ctx context.Context, targets []Target) (SignResult, error) {
+	var res SignResult
+	if len(targets) == 0 {
+		return res, errors.New("sign: no tags given")
+	}
+	for _, t := range targets {
+		if err := checkTarget(t); err != nil {
+			return res, err
+		}
+	}
+	created, err := r.Init(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Initialized = created
+	s := &signer{}
+	if !created {
+		if s, err = r.signer(); err != nil {
+			return res, r.wrap("read delegations of", err)
+		}
+	}
+	for _, t := range targets {
+		rs, err := s.roles(t.Tag)
+		if err != nil {
+			return res, r.wrap("sign", err)
+		}
+		target := &client.Target{Name: t.Tag, Hashes: data.Hashes{"sha256": t.SHA256}, Length: t.Size}
+		if err := r.nr.AddTarget(target, rs...); err != nil {
+			return res, r.wrap("stage "+t.Tag+" of", err)
+		}
+		for _, role := range rs {
+			if !contains(res.Roles, role.String()) {
+				res.Roles = append(res.Roles, role.String())
+			}
+		}
+	}
+	if err := r.Publish(ctx); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func checkTarget(t Target) error {
+	if t.Tag == "" {
+		return errors.New("sign: empty tag")
+	}
+	if len(t.SHA256) != 32 {
+		return fmt.Errorf("sign %s: the digest must be a sha256 (32 bytes), got %d bytes", t.Tag, len(t.SHA256))
+	}
+	if t.Size <= 0 {
+		return fmt.Errorf("sign %s: the manifest size must be positive, got %d", t.Tag, t.Size)
+	}
+	return nil
+}
+
+// Revoke removes the signatures of tags from every role the trust dir can
+// sign, and publishes once. With no tags it revokes every signed tag.
+func (r *Repo) Revoke(ctx context.Context, tags []string) ([]string, error) {
+	ok, err := r.exists()
+	if err != nil {
+		return nil, r.wrap("read trust data of", err)
+	}
+	if !ok {
+		return nil, &DenyError{Image: r.gun.String(), Reason: ReasonNoTrustData}
+	}
+	if len(tags) == 0 {
+		all, err := r.nr.ListTargets()
+		if err != nil {
+			return nil, r.wrap("list signed tags of", err)
+		}
+		seen := map[string]bool{}
+		for _, t := range all {
+			if !seen[t.Name] {
+				seen[t.Name] = true
+				tags = append(tags, t.Name)
+			}
+		}
+		if len(tags) == 0 {
+			return nil, fmt.Errorf("revoke %s: no signed tags", r.gun)
+		}
+	}
+	s, err := r.signer()
+	if err != nil {
+		return nil, r.wrap("read delegations of", err)
+	}
+	for _, tag := range tags {
+		roles, err := s.roles(tag)
+		if err != nil {
+			return nil, r.wrap("revoke", err)
+		}
+		if err := r.nr.RemoveTarget(tag, roles...); err != nil {
+			return nil, r.wrap("stage revocation of "+tag+" in", err)
+		}
+	}
+	if err := r.Publish(ctx); err != nil {
+		return nil, err
+	}
+	return tags, nil
+}
+
+// Lookup returns the signed target for tag with docker's rule: the one
+// in targets/releases if there is one, else the one in targets. A tag
+// that is not signed, or a repository without trust data, is a
+// *DenyError.
+func (r *Repo) Lookup(ctx context.Context, tag string) (SignedTarget, error) {
+	t, err := r.nr.GetTargetByName(tag, ReleasesRole, data.CanonicalTargetsRole)
+	if err != nil {
+		var notExist client.ErrRepositoryNotExist
+		var noTarget client.ErrNoSuchTarget
+		switch {
+		case errors.As(err, &notExist):
+			return SignedTarget{}, &DenyError{Image: r.gun.String() + ":" + tag, Reason: ReasonNoTrustData}
+		case errors.As(err, &noTarget):
+			return SignedTarget{}, &DenyError{Image: r.gun.String() + ":" + tag, Reason: ReasonNotSigned}
+		}
+		return SignedTarget{}, &DenyError{Image: r.gun.String() + ":" + tag, Reason: ReasonTrustData, Err: r.wrap("read trust data of", err)}
+	}
+	sum, ok := t.Hashes["sha256"]
+	if !ok || len(sum) != 32 {
+		return SignedTarget{}, &DenyError{Image: r.gun.String() + ":" + tag, Reason: ReasonTrustData, Err: errors.New("signed target has no sha256")}
+	}
+	return SignedTarget{Tag: t.Name, SHA256: sum, Size: t.Length, Role: t.Role.String()}, nil
+}
