@@ -104,4 +104,3 @@ func Resolve(ctx context.Context, tag name.Tag, opts Options) (Target, error) {
 	}
 	return Target{Ref: tag, GUN: GUN(tag.Context()), Digest: desc.Digest, Size: desc.Size, MediaType: desc.MediaType}, nil
 }
-

@@ -334,4 +334,3 @@ func IsDenied(err error) bool {
 	var d *trust.DenyError
 	return errors.As(err, &d)
 }
-
