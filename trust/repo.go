@@ -387,3 +387,79 @@ func (r *Repo) Lookup(ctx context.Context, tag string) (SignedTarget, error) {
 	}
 	return SignedTarget{Tag: t.Name, SHA256: sum, Size: t.Length, Role: t.Role.String()}, nil
 }
+
+// Preflight checks, before anything is pushed, that tag could be signed:
+// the trust server answers and the keys needed can be unlocked (the root
+// and repository keys for a new repository, the signer keys otherwise).
+func (r *Repo) Preflight(ctx context.Context, tag string) error {
+	ok, err := r.exists()
+	if err != nil {
+		return r.wrap("read trust data of", err)
+	}
+	retrieve := r.opts.Passphrases.PassRetriever()
+	if !ok {
+		if ids := r.cs.ListKeys(data.CanonicalRootRole); len(ids) > 0 {
+			if _, _, err := r.cs.GetPrivateKey(ids[0]); err != nil {
+				return r.wrap("unlock the root key for", err)
+			}
+		} else if _, _, err := retrieve("", data.CanonicalRootRole.String(), true, 0); err != nil {
+			return fmt.Errorf("initialise %s: %w", r.gun, err)
+		}
+		if _, _, err := retrieve("", data.CanonicalTargetsRole.String(), true, 0); err != nil {
+			return fmt.Errorf("initialise %s: %w", r.gun, err)
+		}
+		return nil
+	}
+	s, err := r.signer()
+	if err != nil {
+		return r.wrap("read delegations of", err)
+	}
+	roles, err := s.roles(tag)
+	if err != nil {
+		return r.wrap("sign", err)
+	}
+	for _, role := range roles {
+		if err := r.unlockFor(role); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unlockFor unlocks one key the trust dir holds for role.
+func (r *Repo) unlockFor(role data.RoleName) error {
+	var ids []string
+	if role == data.CanonicalTargetsRole {
+		roles, err := r.nr.ListRoles()
+		if err != nil {
+			return r.wrap("read roles of", err)
+		}
+		for _, rr := range roles {
+			if rr.Name == role {
+				ids = rr.KeyIDs
+			}
+		}
+	} else {
+		delegations, err := r.nr.GetDelegationRoles()
+		if err != nil {
+			return r.wrap("read delegations of", err)
+		}
+		for _, d := range delegations {
+			if d.Name == role {
+				ids = d.KeyIDs
+			}
+		}
+	}
+	var lastErr error
+	for _, id := range ids {
+		_, _, err := r.cs.GetPrivateKey(id)
+		if err == nil {
+			return nil
+		}
+		lastErr = err
+	}
+	if lastErr == nil {
+		lastErr = fmt.Errorf("no key for %s in %s", role, r.opts.TrustDir)
+	}
+	return r.wrap("unlock the "+role.String()+" key of", lastErr)
+}

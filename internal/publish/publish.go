@@ -166,46 +166,44 @@ func Sign(ctx context.Context, c Config, reqs []Request) ([]Signed, error) {
 	return out, nil
 }
 
-// Push pushes src to image (IMAGE:TAG) and signs the pushed digest. If
-// signing fails after the push, the error says the image is in the
-// registry unsigned.
-func Push(ctx context.Context, c Config, src, image string) (Signed, error) {
+// Push pushes src to image (IMAGE:TAG) and signs the pushed digest.
+// Before uploading it checks that the tag can be signed (trust server
+// reachable, keys unlockable); if not, it pushes nothing, unless
+// allowUnsigned, in which case it pushes and returns the reason it did
+// not sign as unsigned. If signing fails after the push, the error says
+// the image is in the registry unsigned.
+func Push(ctx context.Context, c Config, src, image string, allowUnsigned bool) (s Signed, unsigned error, err error) {
 	tag, err := registry.ParseTag(image)
 	if err != nil {
-		return Signed{}, err
+		return Signed{}, nil, err
 	}
 	art, err := registry.Open(ctx, src, c.Registry)
 	if err != nil {
-		return Signed{}, err
+		return Signed{}, nil, err
 	}
-	// Check the trust side before uploading anything: server reachable
-	// and credentials accepted.
-	if _, err := c.open(ctx, tag.Context(), "push", "pull"); err != nil {
-		return Signed{}, fmt.Errorf("push %s: nothing pushed: %w", image, err)
+	repo, err := c.open(ctx, tag.Context(), "push", "pull")
+	if err == nil {
+		err = repo.Preflight(ctx, tag.TagStr())
+	}
+	if err != nil {
+		if !allowUnsigned {
+			return Signed{}, nil, fmt.Errorf("nothing pushed: %w (or pass --allow-unsigned)", err)
+		}
+		t, perr := registry.Push(ctx, art, tag, c.Registry)
+		if perr != nil {
+			return Signed{}, nil, perr
+		}
+		return Signed{Image: tag.String(), GUN: t.GUN, Tag: tag.TagStr(), Digest: "sha256:" + t.Digest.Hex, Size: t.Size}, err, nil
 	}
 	t, err := registry.Push(ctx, art, tag, c.Registry)
 	if err != nil {
-		return Signed{}, err
+		return Signed{}, nil, err
 	}
 	signed, err := Sign(ctx, c, []Request{{Image: tag.String(), Digest: "sha256:" + t.Digest.Hex, Size: t.Size}})
 	if err != nil {
-		return Signed{}, fmt.Errorf("%s was pushed as sha256:%s but NOT signed: %w", tag, t.Digest.Hex, err)
+		return Signed{}, nil, fmt.Errorf("%s was pushed as sha256:%s but NOT signed: %w", tag, t.Digest.Hex, err)
 	}
-	return signed[0], nil
-}
-
-// PushUnsigned pushes without signing (--allow-unsigned when no key can
-// be unlocked).
-func PushUnsigned(ctx context.Context, c Config, src, image string) (registry.Target, error) {
-	tag, err := registry.ParseTag(image)
-	if err != nil {
-		return registry.Target{}, err
-	}
-	art, err := registry.Open(ctx, src, c.Registry)
-	if err != nil {
-		return registry.Target{}, err
-	}
-	return registry.Push(ctx, art, tag, c.Registry)
+	return signed[0], nil, nil
 }
 
 // Verified is a tag whose served digest is the signed one.

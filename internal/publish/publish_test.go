@@ -116,7 +116,7 @@ func TestPushFromLayoutTarballAndIndex(t *testing.T) {
 	if err := lp.AppendImage(img); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Push(ctx, c, dir, reg+"/team/app:layout")
+	s, _, err := Push(ctx, c, dir, reg+"/team/app:layout", false)
 	if err != nil {
 		t.Fatalf("push layout: %v", err)
 	}
@@ -127,7 +127,7 @@ func TestPushFromLayoutTarballAndIndex(t *testing.T) {
 
 	// Another registry's multi-arch index: the index digest is signed.
 	testservers.PushRandomIndex(t, reg+"/upstream/multi:1")
-	s, err = Push(ctx, c, reg+"/upstream/multi:1", reg+"/team/multi:1")
+	s, _, err = Push(ctx, c, reg+"/upstream/multi:1", reg+"/team/multi:1", false)
 	if err != nil {
 		t.Fatalf("push index: %v", err)
 	}
@@ -228,3 +228,32 @@ func TestNotaryInteropBothWays(t *testing.T) {
 }
 
 func emptyIndex() v1Index { return emptyIdx }
+
+// TestPushNothingItCannotSign: with no passphrase and no terminal, push
+// fails before uploading anything; --allow-unsigned pushes and says why
+// it did not sign.
+func TestPushNothingItCannotSign(t *testing.T) {
+	reg := testservers.Registry(t)
+	c := testConfig(t, testservers.TrustServer(t))
+	c.Passphrases = &keys.Retriever{Getenv: env(nil)}
+	ctx := context.Background()
+	testservers.PushRandom(t, reg+"/src/app:1")
+	dst := reg + "/team/app:1"
+
+	_, _, err := Push(ctx, c, reg+"/src/app:1", dst, false)
+	if err == nil || !strings.Contains(err.Error(), "nothing pushed") || !strings.Contains(err.Error(), "SIGNET_ROOT_PASSPHRASE") {
+		t.Fatalf("push without passphrase: %v", err)
+	}
+	r, _ := name.ParseReference(dst)
+	if _, err := remote.Head(r); err == nil {
+		t.Fatalf("%s exists in the registry after a refused push", dst)
+	}
+
+	s, unsigned, err := Push(ctx, c, reg+"/src/app:1", dst, true)
+	if err != nil || unsigned == nil || s.Digest != digestOf(t, reg+"/src/app:1") {
+		t.Fatalf("push --allow-unsigned: %+v %v %v", s, unsigned, err)
+	}
+	if _, err := Verify(ctx, testConfig(t, c.Server), dst); !IsDenied(err) {
+		t.Fatalf("verify of the unsigned push: %v", err)
+	}
+}
