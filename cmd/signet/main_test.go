@@ -10,7 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/signet-project/signet/internal/testservers"
 )
 
 func TestMain(m *testing.M) {
@@ -21,6 +29,9 @@ func TestMain(m *testing.M) {
 
 // TestScripts runs the CLI behaviour tests in testdata/script.
 func TestScripts(t *testing.T) {
+	// One registry and one trust server for all publisher scripts; each
+	// script uses its own repository names.
+	reg, trustURL := testservers.Registry(t), testservers.TrustServer(t)
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {
@@ -33,6 +44,13 @@ func TestScripts(t *testing.T) {
 			l.Close()
 			env.Setenv("HOME", env.WorkDir+"/home")
 			env.Setenv("SIGNET_SERVER_KEY_PASSPHRASE", "")
+			// A registry and a trust server for the publisher scripts.
+			env.Setenv("REGISTRY", reg)
+			env.Setenv("TRUST", trustURL)
+			env.Setenv("SIGNET_TRUST_DIR", env.WorkDir+"/trust")
+			for _, k := range []string{"SIGNET_TRUST_SERVER", "DOCKER_CONTENT_TRUST_SERVER", "SIGNET_ROOT_PASSPHRASE", "SIGNET_REPOSITORY_PASSPHRASE", "SIGNET_DELEGATION_PASSPHRASE", "DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE", "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE", "NOTARY_ROOT_PASSPHRASE", "NOTARY_TARGETS_PASSPHRASE", "NOTARY_SNAPSHOT_PASSPHRASE", "NOTARY_DELEGATION_PASSPHRASE"} {
+				env.Setenv(k, "")
+			}
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -69,6 +87,40 @@ func TestScripts(t *testing.T) {
 					time.Sleep(50 * time.Millisecond)
 				}
 				ts.Fatalf("%s not ready", args[0])
+			},
+			// pushrandom IMAGE:TAG: push a random image to the registry.
+			"pushrandom": func(ts *testscript.TestScript, neg bool, args []string) {
+				for _, a := range args {
+					img, err := random.Image(512, 1)
+					ts.Check(err)
+					tag, err := name.NewTag(a)
+					ts.Check(err)
+					ts.Check(remote.Write(tag, img))
+				}
+			},
+			// digest IMAGE:TAG: print the registry's digest and size.
+			"digest": func(ts *testscript.TestScript, neg bool, args []string) {
+				ref, err := name.ParseReference(args[0])
+				ts.Check(err)
+				d, err := remote.Head(ref)
+				ts.Check(err)
+				fmt.Fprintf(ts.Stdout(), "%s %d\n", d.Digest, d.Size)
+			},
+			// ocilayout DIR: write an OCI layout holding one random image.
+			"ocilayout": func(ts *testscript.TestScript, neg bool, args []string) {
+				img, err := random.Image(1024, 2)
+				ts.Check(err)
+				p, err := layout.Write(ts.MkAbs(args[0]), empty.Index)
+				ts.Check(err)
+				ts.Check(p.AppendImage(img))
+			},
+			// savetar FILE: write a docker-save style tarball of a random image.
+			"savetar": func(ts *testscript.TestScript, neg bool, args []string) {
+				img, err := random.Image(1024, 1)
+				ts.Check(err)
+				tag, err := name.NewTag("example.com/saved:latest")
+				ts.Check(err)
+				ts.Check(tarball.WriteToFile(ts.MkAbs(args[0]), tag, img))
 			},
 			// httpget URL: print the status code and body to stdout.
 			"httpget": func(ts *testscript.TestScript, neg bool, args []string) {

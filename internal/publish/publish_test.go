@@ -257,3 +257,45 @@ func TestPushNothingItCannotSign(t *testing.T) {
 		t.Fatalf("verify of the unsigned push: %v", err)
 	}
 }
+
+// TestSignsIntoHeldDelegation: in a repository with a targets/releases
+// delegation (added with the notary CLI, sharing the trust dir as a
+// docker user would), signet signs into the delegation it holds the key
+// for, and readers see it there.
+func TestSignsIntoHeldDelegation(t *testing.T) {
+	reg := testservers.Registry(t)
+	server := testservers.TrustServer(t)
+	ctx := context.Background()
+	c := testConfig(t, server)
+	gun := reg + "/team/app"
+	work := t.TempDir()
+	certPath, keyPath := writeDelegationKey(t, work)
+	notary(t, c.TrustDir, server, "init", gun, "-p")
+	notary(t, c.TrustDir, server, "delegation", "add", gun, "targets/releases", certPath, "--all-paths", "-p")
+	notary(t, c.TrustDir, server, "key", "import", keyPath, "--role", "targets/releases")
+
+	image := gun + ":v1"
+	testservers.PushRandom(t, image)
+	signed, err := Sign(ctx, c, []Request{{Image: image}})
+	if err != nil {
+		t.Fatalf("sign: %v", err)
+	}
+	if strings.Join(signed[0].Roles, ",") != "targets/releases" {
+		t.Fatalf("signed into %v, want targets/releases", signed[0].Roles)
+	}
+	v, err := Verify(ctx, testConfig(t, server), image)
+	if err != nil || v.Role != "targets/releases" {
+		t.Fatalf("verify: %+v %v", v, err)
+	}
+	out := notary(t, t.TempDir(), server, "list", gun)
+	if !strings.Contains(out, "targets/releases") || !strings.Contains(out, strings.TrimPrefix(digestOf(t, image), "sha256:")) {
+		t.Fatalf("notary list:\n%s", out)
+	}
+	// A trust dir without the signer key cannot sign: the error says how.
+	other := testConfig(t, server)
+	notary(t, other.TrustDir, server, "list", gun) // fetch trust data only
+	_, err = Sign(ctx, other, []Request{{Image: image}})
+	if err == nil || !strings.Contains(err.Error(), "no signer key") {
+		t.Fatalf("sign without the delegation key: %v", err)
+	}
+}

@@ -24,12 +24,13 @@ import (
 // publisher builds TUF metadata by hand with notary's tuf package, so
 // tests can send the server exactly the (bad) updates an attacker would.
 type publisher struct {
-	t    *testing.T
-	url  string
-	gun  data.GUN
-	cs   *cryptoservice.CryptoService
-	repo *tuf.Repo
-	root data.PublicKey
+	t      testing.TB
+	client *http.Client
+	url    string
+	gun    data.GUN
+	cs     *cryptoservice.CryptoService
+	repo   *tuf.Repo
+	root   data.PublicKey
 }
 
 func newCryptoService() *cryptoservice.CryptoService {
@@ -38,7 +39,7 @@ func newCryptoService() *cryptoservice.CryptoService {
 
 // rootCertKey makes a root key and its self-signed certificate key, as
 // root.json lists root keys.
-func rootCertKey(t *testing.T, cs *cryptoservice.CryptoService, gun data.GUN) data.PublicKey {
+func rootCertKey(t testing.TB, cs *cryptoservice.CryptoService, gun data.GUN) data.PublicKey {
 	t.Helper()
 	pub, err := cs.Create(data.CanonicalRootRole, gun, data.ECDSAKey)
 	if err != nil {
@@ -55,18 +56,27 @@ func rootCertKey(t *testing.T, cs *cryptoservice.CryptoService, gun data.GUN) da
 	return data.NewECDSAx509PublicKey(utils.CertToPEM(cert))
 }
 
-func (p *publisher) serverKey(role string) data.PublicKey {
+// get fetches path from the server and fails unless the answer is 200.
+func (p *publisher) get(path string) []byte {
 	p.t.Helper()
-	resp, err := http.Get(fmt.Sprintf("%s/v2/%s/_trust/tuf/%s.key", p.url, p.gun, role))
+	resp, err := p.client.Get(p.url + path)
 	if err != nil {
 		p.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		p.t.Fatalf("GET %s.key: %d %s", role, resp.StatusCode, body)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		p.t.Fatal(err)
 	}
-	k, err := data.UnmarshalPublicKey(body)
+	if resp.StatusCode != http.StatusOK {
+		p.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
+	}
+	return body
+}
+
+func (p *publisher) serverKey(role string) data.PublicKey {
+	p.t.Helper()
+	k, err := data.UnmarshalPublicKey(p.get(fmt.Sprintf("/v2/%s/_trust/tuf/%s.key", p.gun, role)))
 	if err != nil {
 		p.t.Fatalf("parse %s key: %v", role, err)
 	}
@@ -75,9 +85,15 @@ func (p *publisher) serverKey(role string) data.PublicKey {
 
 // newPublisher prepares root and targets for gun with the server holding
 // snapshot and timestamp keys, as docker initialises repositories.
-func newPublisher(t *testing.T, url, gun string) *publisher {
+func newPublisher(t testing.TB, url, gun string) *publisher {
 	t.Helper()
-	p := &publisher{t: t, url: url, gun: data.GUN(gun), cs: newCryptoService()}
+	return newPublisherClient(t, http.DefaultClient, url, gun)
+}
+
+// newPublisherClient is newPublisher talking to the server with client.
+func newPublisherClient(t testing.TB, client *http.Client, url, gun string) *publisher {
+	t.Helper()
+	p := &publisher{t: t, client: client, url: url, gun: data.GUN(gun), cs: newCryptoService()}
 	p.root = rootCertKey(t, p.cs, p.gun)
 	targets, err := p.cs.Create(data.CanonicalTargetsRole, p.gun, data.ECDSAKey)
 	if err != nil {
@@ -98,7 +114,7 @@ func newPublisher(t *testing.T, url, gun string) *publisher {
 	return p
 }
 
-func marshal(t *testing.T, s *data.Signed) []byte {
+func marshal(t testing.TB, s *data.Signed) []byte {
 	t.Helper()
 	b, err := canonicaljson.Marshal(s)
 	if err != nil {
@@ -142,9 +158,9 @@ type file struct {
 	body []byte
 }
 
-// post sends an update and returns the status and the error JSON's code
-// and message.
-func post(t *testing.T, url, gun string, files ...file) (int, string, string) {
+// encodeUpdate builds the multipart body of an update: one part per role,
+// filename <role>.json, as the notary client sends it.
+func encodeUpdate(t testing.TB, files ...file) (body []byte, contentType string) {
 	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -153,30 +169,54 @@ func post(t *testing.T, url, gun string, files ...file) (int, string, string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w.Write(f.body)
+		w.Write(f.body) //nolint:errcheck // bytes.Buffer writes never fail
 	}
-	mw.Close()
-	resp, err := http.Post(fmt.Sprintf("%s/v2/%s/_trust/tuf/", url, gun), mw.FormDataContentType(), &buf)
+	if err := mw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), mw.FormDataContentType()
+}
+
+// post sends an update and returns the status and the error JSON's code
+// and message.
+func post(t testing.TB, url, gun string, files ...file) (int, string, string) {
+	t.Helper()
+	body, contentType := encodeUpdate(t, files...)
+	return postEncoded(t, http.DefaultClient, url, gun, body, contentType)
+}
+
+// postEncoded is post of an update encodeUpdate built, sent with client.
+func postEncoded(t testing.TB, client *http.Client, url, gun string, body []byte, contentType string) (int, string, string) {
+	t.Helper()
+	resp, err := client.Post(fmt.Sprintf("%s/v2/%s/_trust/tuf/", url, gun), contentType, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	msg, _ := io.ReadAll(resp.Body)
 	var e struct {
 		Errors []struct{ Code, Message string } `json:"errors"`
 	}
 	if resp.StatusCode != http.StatusOK {
-		if err := json.Unmarshal(body, &e); err != nil || len(e.Errors) != 1 {
-			t.Fatalf("status %d with a body that is not one notary error: %s", resp.StatusCode, body)
+		if err := json.Unmarshal(msg, &e); err != nil || len(e.Errors) != 1 {
+			t.Fatalf("status %d with a body that is not one notary error: %s", resp.StatusCode, msg)
 		}
 		return resp.StatusCode, e.Errors[0].Code, e.Errors[0].Message
 	}
 	return resp.StatusCode, "", ""
 }
 
-func mustPost(t *testing.T, url, gun string, files ...file) {
+func mustPost(t testing.TB, url, gun string, files ...file) {
 	t.Helper()
-	if code, c, msg := post(t, url, gun, files...); code != http.StatusOK {
+	body, contentType := encodeUpdate(t, files...)
+	mustPostEncoded(t, http.DefaultClient, url, gun, body, contentType)
+}
+
+// mustPostEncoded is mustPost of an update encodeUpdate built, sent with
+// client.
+func mustPostEncoded(t testing.TB, client *http.Client, url, gun string, body []byte, contentType string) {
+	t.Helper()
+	if code, c, msg := postEncoded(t, client, url, gun, body, contentType); code != http.StatusOK {
 		t.Fatalf("publish: %d %s %s", code, c, msg)
 	}
 }

@@ -2,23 +2,16 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	canonicaljson "github.com/docker/go/canonical/json"
-	"github.com/theupdateframework/notary/cryptoservice"
-	"github.com/theupdateframework/notary/tuf"
 	"github.com/theupdateframework/notary/tuf/data"
-	"github.com/theupdateframework/notary/tuf/utils"
 
 	"github.com/signet-project/signet/internal/testenv"
 )
@@ -27,10 +20,8 @@ import (
 // to it over real HTTP with one shared client, as a trust client would.
 // bench/run.sh runs them with -count 5 and benchstat, and compares the
 // server built as `signet server` with the original notary-server v0.7.0;
-// bench/README.md has the figures.
-//
-// The helpers below take testing.TB: the test helpers in attack_test.go and
-// server_test.go take *testing.T, which a benchmark does not have.
+// bench/README.md has the figures. They build metadata with the tests'
+// publisher (attack_test.go).
 
 const benchGUN = "registry.example.com/bench/app"
 
@@ -48,167 +39,10 @@ func benchClient(b *testing.B) *http.Client {
 // errors (to the benchmark log).
 func startBenchServer(b *testing.B, dsn string) string {
 	b.Helper()
-	ctx := context.Background()
-	st, err := OpenStore(ctx, dsn)
-	if err != nil {
-		b.Fatalf("open store: %v", err)
-	}
-	b.Cleanup(func() { st.Close() })
-	srv, err := New(ctx, Options{
-		Store:         st,
-		KeyPassphrase: testPassphrase,
-		Logger:        slog.New(slog.NewTextHandler(benchLog{b}, &slog.HandlerOptions{Level: slog.LevelError})),
+	ts, _ := startServer(b, dsn, Options{
+		Logger: slog.New(slog.NewTextHandler(testWriter{b}, &slog.HandlerOptions{Level: slog.LevelError})),
 	})
-	if err != nil {
-		b.Fatalf("new server: %v", err)
-	}
-	ts := httptest.NewServer(srv)
-	b.Cleanup(ts.Close)
 	return ts.URL
-}
-
-type benchLog struct{ b *testing.B }
-
-func (w benchLog) Write(p []byte) (int, error) {
-	w.b.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
-}
-
-// benchRepo is a repository's TUF metadata built by hand, as docker
-// initialises it: root and targets keys held here, snapshot and timestamp
-// keys held by the server.
-type benchRepo struct {
-	url, gun string
-	client   *http.Client
-	repo     *tuf.Repo
-	n        int // targets added so far
-}
-
-func newBenchRepo(b *testing.B, client *http.Client, url, gun string) *benchRepo {
-	b.Helper()
-	cs := newCryptoService()
-	rootPriv, err := cs.Create(data.CanonicalRootRole, data.GUN(gun), data.ECDSAKey)
-	if err != nil {
-		b.Fatal(err)
-	}
-	priv, _, err := cs.GetPrivateKey(rootPriv.ID())
-	if err != nil {
-		b.Fatal(err)
-	}
-	cert, err := cryptoservice.GenerateCertificate(priv, data.GUN(gun), time.Now().Add(-time.Hour), time.Now().AddDate(10, 0, 0))
-	if err != nil {
-		b.Fatal(err)
-	}
-	root := data.NewECDSAx509PublicKey(utils.CertToPEM(cert))
-	targets, err := cs.Create(data.CanonicalTargetsRole, data.GUN(gun), data.ECDSAKey)
-	if err != nil {
-		b.Fatal(err)
-	}
-	r := &benchRepo{url: url, gun: gun, client: client, repo: tuf.NewRepo(cs)}
-	err = r.repo.InitRoot(
-		data.NewBaseRole(data.CanonicalRootRole, 1, root),
-		data.NewBaseRole(data.CanonicalTimestampRole, 1, r.serverKey(b, "timestamp")),
-		data.NewBaseRole(data.CanonicalSnapshotRole, 1, r.serverKey(b, "snapshot")),
-		data.NewBaseRole(data.CanonicalTargetsRole, 1, targets), false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := r.repo.InitTargets(data.CanonicalTargetsRole); err != nil {
-		b.Fatal(err)
-	}
-	return r
-}
-
-func (r *benchRepo) serverKey(b *testing.B, role string) data.PublicKey {
-	b.Helper()
-	body := r.get(b, fmt.Sprintf("/v2/%s/_trust/tuf/%s.key", r.gun, role))
-	k, err := data.UnmarshalPublicKey(body)
-	if err != nil {
-		b.Fatalf("parse %s key: %v", role, err)
-	}
-	return k
-}
-
-// get fetches path and fails unless the answer is 200.
-func (r *benchRepo) get(b *testing.B, path string) []byte {
-	resp, err := r.client.Get(r.url + path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		b.Fatalf("GET %s: %d %.200s", path, resp.StatusCode, body)
-	}
-	return body
-}
-
-func (r *benchRepo) signRoot(b *testing.B) []byte {
-	s, err := r.repo.SignRoot(data.DefaultExpires(data.CanonicalRootRole), nil)
-	if err != nil {
-		b.Fatalf("sign root: %v", err)
-	}
-	return benchMarshal(b, s)
-}
-
-// nextTargets adds one target and signs the next targets version.
-func (r *benchRepo) nextTargets(b *testing.B) []byte {
-	r.n++
-	name := fmt.Sprintf("v%d", r.n)
-	meta, err := data.NewFileMeta(strings.NewReader("manifest "+name), data.NotaryDefaultHashes...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := r.repo.AddTargets(data.CanonicalTargetsRole, data.Files{name: meta}); err != nil {
-		b.Fatalf("add target %s: %v", name, err)
-	}
-	s, err := r.repo.SignTargets(data.CanonicalTargetsRole, data.DefaultExpires(data.CanonicalTargetsRole))
-	if err != nil {
-		b.Fatalf("sign targets: %v", err)
-	}
-	return benchMarshal(b, s)
-}
-
-func benchMarshal(b *testing.B, s *data.Signed) []byte {
-	raw, err := canonicaljson.Marshal(s)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return raw
-}
-
-// encodeUpdate builds the multipart body of a publish: one part per role,
-// filename <role>.json, as the notary client sends it.
-func encodeUpdate(b *testing.B, files ...file) (body []byte, contentType string) {
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for _, f := range files {
-		w, err := mw.CreateFormFile("files", f.name)
-		if err != nil {
-			b.Fatal(err)
-		}
-		w.Write(f.body) //nolint:errcheck // bytes.Buffer writes never fail
-	}
-	if err := mw.Close(); err != nil {
-		b.Fatal(err)
-	}
-	return buf.Bytes(), mw.FormDataContentType()
-}
-
-// publish POSTs an update and fails unless it is accepted.
-func (r *benchRepo) publish(b *testing.B, body []byte, contentType string) {
-	resp, err := r.client.Post(fmt.Sprintf("%s/v2/%s/_trust/tuf/", r.url, r.gun), contentType, bytes.NewReader(body))
-	if err != nil {
-		b.Fatal(err)
-	}
-	msg, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b.Fatalf("publish: %d %.300s", resp.StatusCode, msg)
-	}
 }
 
 // benchPublish times publishes of targets versions 2, 3, ... of one GUN,
@@ -220,24 +54,26 @@ func (r *benchRepo) publish(b *testing.B, body []byte, contentType string) {
 func benchPublish(b *testing.B, dsn string) {
 	client := benchClient(b)
 	url := startBenchServer(b, dsn)
-	r := newBenchRepo(b, client, url, benchGUN)
-	body, ct := encodeUpdate(b, file{"root.json", r.signRoot(b)}, file{"targets.json", r.nextTargets(b)})
-	r.publish(b, body, ct)
+	p := newPublisherClient(b, client, url, benchGUN)
+	p.addTarget(data.CanonicalTargetsRole, "v1")
+	body, ct := encodeUpdate(b, file{"root.json", p.signRoot()}, file{"targets.json", p.signTargets(data.CanonicalTargetsRole)})
+	mustPostEncoded(b, client, url, benchGUN, body, ct)
 
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		body, ct := encodeUpdate(b, file{"targets.json", r.nextTargets(b)})
+		p.addTarget(data.CanonicalTargetsRole, fmt.Sprintf("v%d", i+2))
+		body, ct := encodeUpdate(b, file{"targets.json", p.signTargets(data.CanonicalTargetsRole)})
 		b.StartTimer()
-		r.publish(b, body, ct)
+		mustPostEncoded(b, client, url, benchGUN, body, ct)
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
 
 	// The last publish is the current version.
 	var got data.SignedTargets
-	if err := canonicaljson.Unmarshal(r.get(b, "/v2/"+benchGUN+"/_trust/tuf/targets.json"), &got); err != nil {
+	if err := canonicaljson.Unmarshal(p.get("/v2/"+benchGUN+"/_trust/tuf/targets.json"), &got); err != nil {
 		b.Fatal(err)
 	}
 	if got.Signed.Version != b.N+1 || len(got.Signed.Targets) != b.N+1 {
@@ -271,18 +107,14 @@ const benchGetParallelism = 4
 func benchGet(b *testing.B, role string) {
 	client := benchClient(b)
 	url := startBenchServer(b, filepath.Join(b.TempDir(), "server.db"))
-	r := newBenchRepo(b, client, url, benchGUN)
-	for r.n < benchRepoNTargets-1 {
-		r.n++
-		meta, _ := data.NewFileMeta(strings.NewReader(fmt.Sprint(r.n)), data.NotaryDefaultHashes...)
-		if _, err := r.repo.AddTargets(data.CanonicalTargetsRole, data.Files{fmt.Sprintf("v%d", r.n): meta}); err != nil {
-			b.Fatal(err)
-		}
+	p := newPublisherClient(b, client, url, benchGUN)
+	for n := 1; n <= benchRepoNTargets; n++ {
+		p.addTarget(data.CanonicalTargetsRole, fmt.Sprintf("v%d", n))
 	}
-	body, ct := encodeUpdate(b, file{"root.json", r.signRoot(b)}, file{"targets.json", r.nextTargets(b)})
-	r.publish(b, body, ct)
+	body, ct := encodeUpdate(b, file{"root.json", p.signRoot()}, file{"targets.json", p.signTargets(data.CanonicalTargetsRole)})
+	mustPostEncoded(b, client, url, benchGUN, body, ct)
 	path := "/v2/" + benchGUN + "/_trust/tuf/" + role + ".json"
-	want := r.get(b, path)
+	want := p.get(path)
 
 	b.ReportAllocs()
 	b.SetParallelism(benchGetParallelism)

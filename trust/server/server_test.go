@@ -28,7 +28,7 @@ func backends(t *testing.T) map[string]func(t *testing.T) string {
 }
 
 // startServer runs a trust server on loopback over a store at dsn.
-func startServer(t *testing.T, dsn string, opts Options) (*httptest.Server, *Server) {
+func startServer(t testing.TB, dsn string, opts Options) (*httptest.Server, *Server) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := OpenStore(ctx, dsn)

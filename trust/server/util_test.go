@@ -12,7 +12,7 @@ import (
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 // testWriter sends server logs to the test log.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
