@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/signet-project/signet/keys"
 	"github.com/signet-project/signet/registry"
@@ -111,9 +112,14 @@ func Sign(ctx context.Context, c Config, reqs []Request) ([]Signed, error) {
 		targets []trust.Target
 		images  []string
 	}
+	// Resolve the tags that have no digest, a few at a time.
+	resolved, err := resolveAll(ctx, c, reqs)
+	if err != nil {
+		return nil, err
+	}
 	groups := map[string]*group{}
 	var order []string
-	for _, req := range reqs {
+	for i, req := range reqs {
 		tag, err := registry.ParseTag(req.Image)
 		if err != nil {
 			return nil, err
@@ -128,10 +134,7 @@ func Sign(ctx context.Context, c Config, reqs []Request) ([]Signed, error) {
 				return nil, fmt.Errorf("sign %s: a digest needs the manifest size too (--size)", req.Image)
 			}
 		} else {
-			t, err := registry.Resolve(ctx, tag, c.Registry)
-			if err != nil {
-				return nil, err
-			}
+			t := resolved[i]
 			if t.Digest.Algorithm != "sha256" {
 				return nil, fmt.Errorf("sign %s: the registry names it by %s; only sha256 can be signed", req.Image, t.Digest.Algorithm)
 			}
@@ -164,6 +167,32 @@ func Sign(ctx context.Context, c Config, reqs []Request) ([]Signed, error) {
 		}
 	}
 	return out, nil
+}
+
+// resolveConcurrency bounds parallel registry lookups in Sign.
+const resolveConcurrency = 8
+
+// resolveAll resolves, in parallel, the requests without a digest; the
+// result is indexed like reqs.
+func resolveAll(ctx context.Context, c Config, reqs []Request) ([]registry.Target, error) {
+	out := make([]registry.Target, len(reqs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(resolveConcurrency)
+	for i, req := range reqs {
+		if req.Digest != "" {
+			continue
+		}
+		tag, err := registry.ParseTag(req.Image)
+		if err != nil {
+			return nil, err
+		}
+		g.Go(func() error {
+			t, err := registry.Resolve(gctx, tag, c.Registry)
+			out[i] = t
+			return err
+		})
+	}
+	return out, g.Wait()
 }
 
 // Push pushes src to image (IMAGE:TAG) and signs the pushed digest.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,7 +44,11 @@ func TrustServer(t testing.TB) string {
 		t.Fatalf("open trust store: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv, err := server.New(ctx, server.Options{Store: st, KeyPassphrase: Passphrase})
+	var logger *slog.Logger
+	if os.Getenv("SIGNET_TEST_SERVER_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	srv, err := server.New(ctx, server.Options{Store: st, KeyPassphrase: Passphrase, Logger: logger})
 	if err != nil {
 		t.Fatalf("start trust server: %v", err)
 	}

@@ -213,7 +213,7 @@ func TestRequestLimitsAndNames(t *testing.T) {
 	}{
 		{"request over the cap", gun, []file{{"targets.json", []byte(big)}}, 413, "SIGNET_TOO_LARGE"},
 		{"too many parts", gun, []file{{"a.json", []byte("{}")}, {"b.json", []byte("{}")}, {"c.json", []byte("{}")}, {"d.json", []byte("{}")}}, 400, "INVALID_ROLE"},
-		{"no parts", gun, nil, 400, "MALFORMED_UPLOAD"},
+		{"no parts and no repository", "registry.example.com/none", nil, 400, "INVALID_UPDATE"},
 		{"duplicate role", gun, []file{{"targets.json", []byte(`{"signed":{"version":1}}`)}, {"targets.json", []byte(`{"signed":{"version":1}}`)}}, 400, "MALFORMED_UPLOAD"},
 		{"version zero", gun, []file{{"targets.json", []byte(`{"signed":{"version":0},"signatures":[]}`)}}, 400, "MALFORMED_JSON"},
 		{"GUN outside the allow-list", "other.example.com/app", []file{{"root.json", []byte("{}")}}, 403, "SIGNET_GUN_NOT_ALLOWED"},

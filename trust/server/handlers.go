@@ -64,9 +64,9 @@ func (s *Server) readUpdate(r *http.Request) ([]storage.MetaUpdate, error) {
 		seen[u.Role] = true
 		updates = append(updates, u)
 	}
-	if len(updates) == 0 {
-		return nil, errMalformedUpload.WithMessage("update has no metadata files")
-	}
+	// An update with no files is what the notary client sends when
+	// nothing changed; like notary-server, the server then signs a new
+	// snapshot (if it holds the key) and timestamp.
 	return updates, nil
 }
 
