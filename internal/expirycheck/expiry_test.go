@@ -1,4 +1,8 @@
-package main
+// Package expirycheck holds one test that must run in a binary which does
+// not import notary's client package: that package's init sets notary's
+// default expiries to notary-server's, which would hide a server that
+// forgets to.
+package expirycheck
 
 import (
 	"context"
@@ -11,10 +15,9 @@ import (
 	"github.com/signet-project/signet/trust/server"
 )
 
-// TestServerExpiries checks that a server (in a binary that, like signet,
-// does not import notary's client package, whose init sets them) signs
-// with notary-server's expiries: a timestamp lives 14 days, not notary's
-// library default of 1 day.
+// TestServerExpiries checks that a server signs with notary-server's
+// expiries: a timestamp lives 14 days, not notary's library default of 1
+// day. Keep this package free of imports of notary's client.
 func TestServerExpiries(t *testing.T) {
 	if got := data.DefaultExpires(data.CanonicalTimestampRole); got.After(time.Now().Add(2 * 24 * time.Hour)) {
 		t.Fatalf("precondition: timestamp expiry already %s before the server starts", got)
