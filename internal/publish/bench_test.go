@@ -16,6 +16,7 @@ func BenchmarkSign(b *testing.B) {
 	reg := testservers.Registry(b)
 	server := testservers.TrustServer(b)
 	ctx := context.Background()
+	calls := 0 // -count N calls each sub-benchmark again: new repository each time
 	for _, n := range []int{1, 100, 1000} {
 		for _, resolve := range []bool{false, true} {
 			mode := "digests"
@@ -24,7 +25,8 @@ func BenchmarkSign(b *testing.B) {
 			}
 			b.Run(fmt.Sprintf("%s/tags=%d", mode, n), func(b *testing.B) {
 				c := benchConfig(b, server)
-				repo := fmt.Sprintf("%s/bench/%s-%d", reg, mode, n)
+				calls++
+				repo := fmt.Sprintf("%s/bench/%s-%d-%d", reg, mode, n, calls)
 				if resolve {
 					for i := 0; i < n; i++ {
 						testservers.PushRandom(b, fmt.Sprintf("%s:t%d", repo, i))
