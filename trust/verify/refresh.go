@@ -1,0 +1,141 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// Source says where and how to verify one repository.
+type Source struct {
+	// Key identifies the source in the cache (for example server + GUN).
+	Key     string
+	GUN     string
+	Fetcher Fetcher
+	Pin     Pin
+	// Roles are the delegations to load besides targets.
+	Roles []string
+}
+
+// Refresher caches verified results per source and refreshes them at
+// most every Interval; a burst of requests shares one refresh
+// (singleflight). When a refresh fails, the last verified result is used
+// until its metadata expires; after that, Get fails.
+type Refresher struct {
+	// Interval between refreshes (default 30s).
+	Interval time.Duration
+	// MaxEntries bounds the cache (default 10000); the least recently
+	// refreshed entry is dropped first.
+	MaxEntries int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// OnRefresh, if set, is called after each refresh with its duration
+	// and error (for metrics).
+	OnRefresh func(d time.Duration, err error)
+
+	mu      sync.Mutex
+	entries map[string]*entry
+	group   singleflight.Group
+}
+
+type entry struct {
+	state     *State
+	result    *Result
+	refreshed time.Time
+}
+
+func (r *Refresher) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Refresher) logger() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// Get returns the verified result for src, refreshing it when due.
+// cached is true when the result came from the cache.
+func (r *Refresher) Get(ctx context.Context, src Source) (res *Result, cached bool, err error) {
+	interval := r.Interval
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
+	now := r.now()
+	r.mu.Lock()
+	e := r.entries[src.Key]
+	r.mu.Unlock()
+	if e != nil && now.Sub(e.refreshed) < interval && now.Before(e.result.Expires) {
+		return e.result, true, nil
+	}
+	v, err, _ := r.group.Do(src.Key, func() (any, error) {
+		return r.refresh(ctx, src)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return v.(*Result), false, nil
+}
+
+func (r *Refresher) refresh(ctx context.Context, src Source) (*Result, error) {
+	r.mu.Lock()
+	e := r.entries[src.Key]
+	r.mu.Unlock()
+	var prev *State
+	if e != nil {
+		prev = e.state
+	}
+	start := time.Now()
+	// The refresh is shared by every waiting request: it must not stop
+	// because the first one went away.
+	state, res, err := Update(context.WithoutCancel(ctx), src.GUN, prev, src.Fetcher, src.Pin, r.now(), src.Roles...)
+	if r.OnRefresh != nil {
+		r.OnRefresh(time.Since(start), err)
+	}
+	now := r.now()
+	if err != nil {
+		if e != nil && now.Before(e.result.Expires) {
+			var ve *Error
+			level := slog.LevelWarn
+			if errors.As(err, &ve) {
+				level = slog.LevelError
+			}
+			r.logger().Log(ctx, level, "trust refresh failed; using verified data until it expires",
+				"gun", src.GUN, "expires", e.result.Expires, "err", err)
+			return e.result, nil
+		}
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.entries == nil {
+		r.entries = map[string]*entry{}
+	}
+	max := r.MaxEntries
+	if max <= 0 {
+		max = 10000
+	}
+	if _, ok := r.entries[src.Key]; !ok && len(r.entries) >= max {
+		var oldest string
+		var t time.Time
+		for k, v := range r.entries {
+			if oldest == "" || v.refreshed.Before(t) {
+				oldest, t = k, v.refreshed
+			}
+		}
+		delete(r.entries, oldest)
+	}
+	r.entries[src.Key] = &entry{state: state, result: res, refreshed: now}
+	return res, nil
+}
