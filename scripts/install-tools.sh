@@ -43,6 +43,8 @@ STAMP="$TOOLS/versions.txt"
 NOTARY_VERSION="v0.7.0"
 PERF_VERSION="v0.0.0-20260908200009-22c9c6c9d4da" # golang.org/x/perf, 2026-09-08
 
+GGCR_VERSION="v0.22.1" # github.com/google/go-containerregistry, as go.mod requires
+
 NOTARY_MOD="github.com/theupdateframework/notary"
 NOTARY_LDFLAGS="-X ${NOTARY_MOD}/version.NotaryVersion=${NOTARY_VERSION#v}"
 
@@ -58,6 +60,12 @@ install_debian_packages() {
 	if [[ "${SIGNET_SKIP_APT:-}" == 1 ]]; then
 		log "SIGNET_SKIP_APT=1: not installing Debian packages"
 		return
+	fi
+	if ! command -v skopeo >/dev/null && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+		log "skopeo: installing with apt-get (proxy end-to-end tests)"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-cache show skopeo >/dev/null 2>&1 || apt-get update -qq
+		apt-get install -y -qq --no-install-recommends skopeo >/dev/null
 	fi
 	if have_postgres_server; then
 		log "postgresql: present ($(compgen -G '/usr/lib/postgresql/*/bin/initdb' | head -n1))"
@@ -126,6 +134,8 @@ main() {
 	CGO_ENABLED=0 go_install notary "${NOTARY_MOD}/cmd/notary@${NOTARY_VERSION}" -ldflags "$NOTARY_LDFLAGS"
 	CGO_ENABLED=0 go_install notary-server "${NOTARY_MOD}/cmd/notary-server@${NOTARY_VERSION}" -ldflags "$NOTARY_LDFLAGS"
 	go_install benchstat "golang.org/x/perf/cmd/benchstat@${PERF_VERSION}"
+	# crane: a real OCI client for the proxy's end-to-end tests.
+	CGO_ENABLED=0 go_install crane "github.com/google/go-containerregistry/cmd/crane@${GGCR_VERSION}"
 
 	log "tools in $BIN:"
 	sed 's/^/  /' "$STAMP" >&2

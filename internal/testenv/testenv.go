@@ -139,6 +139,20 @@ func NotaryServer(t testing.TB) string {
 	return tool(t, "notary-server")
 }
 
+// Crane returns the path of go-containerregistry's crane CLI (installed
+// by scripts/install-tools.sh), or calls Require when it is missing.
+func Crane(t testing.TB) string {
+	t.Helper()
+	return tool(t, "crane")
+}
+
+// Skopeo returns the path of skopeo (Debian package), or calls Require
+// when it is missing.
+func Skopeo(t testing.TB) string {
+	t.Helper()
+	return tool(t, "skopeo")
+}
+
 // PostgresDSN returns $SIGNET_TEST_POSTGRES_DSN, the DSN of a PostgreSQL
 // server that tests may use as a superuser, or calls Require when it is
 // unset. Most tests want FreshPostgresDB instead.

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/spf13/cobra"
+
+	"github.com/signet-project/signet/registry/proxy"
+	"github.com/signet-project/signet/trust/server"
+	"github.com/signet-project/signet/trust/server/auth"
+	"github.com/signet-project/signet/trust/verify"
+)
+
+type proxyFlags struct {
+	addr, upstream, trustServer, policy string
+	tofu                                bool
+	rootCertIDs, signers                []string
+	rootCA, mode                        string
+	refresh, grace                      time.Duration
+	tlsCert, tlsKey, clientCA, htpasswd string
+}
+
+func newProxyCmd(g *globalFlags) *cobra.Command {
+	f := &proxyFlags{}
+	cmd := &cobra.Command{
+		Use:   "proxy",
+		Short: "Run the verifying pull-through registry proxy",
+		Long: `Run a pull-through registry proxy that serves only signed images: a tag is
+answered with the manifest whose digest the trust data signs, fetched from
+the upstream by that digest and checked byte for byte; digests only if
+signed or referenced by a signed index or served manifest; nothing else.
+Denials are 403 DENIED with the image, the reason and the policy rule.
+
+Quick start (no policy file): every repository of --upstream, docker's rule
+(targets/releases, else targets), roots pinned with --root-cert-id or
+--root-ca, or trusted on first use with --tofu. --policy FILE replaces the
+quick-start flags.`,
+		Example: `  signet proxy --addr 127.0.0.1:5001 --upstream http://127.0.0.1:5000 --trust-server http://127.0.0.1:4443 --tofu
+  signet proxy --addr :5443 --tls-cert tls.crt --tls-key tls.key --policy /etc/signet/policy.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runProxy(cmd, g, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:5001", "address to listen on")
+	fl.StringVar(&f.upstream, "upstream", "", "upstream registry URL (quick start)")
+	fl.StringVar(&f.trustServer, "trust-server", "", "trust server URL (quick start)")
+	fl.BoolVar(&f.tofu, "tofu", false, "trust each repository's root on first use (quick start)")
+	fl.StringSliceVar(&f.rootCertIDs, "root-cert-id", nil, "accepted root certificate key ID (repeatable; quick start)")
+	fl.StringVar(&f.rootCA, "root-ca", "", "PEM CA that root certificates must chain to (quick start)")
+	fl.StringSliceVar(&f.signers, "signer", nil, "delegation that must have signed (repeatable; all must agree); default docker's rule")
+	fl.StringVar(&f.mode, "mode", "enforce", "enforce, or warn (serve unsigned images with a Warning header)")
+	fl.StringVar(&f.policy, "policy", "", "policy file (YAML); replaces the quick-start flags")
+	fl.DurationVar(&f.refresh, "refresh", 30*time.Second, "how often trust data is refreshed per repository")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate for clients")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS key for --tls-cert")
+	fl.StringVar(&f.clientCA, "client-ca", "", "require client certificates signed by this CA (mTLS)")
+	fl.StringVar(&f.htpasswd, "htpasswd", "", "require HTTP basic auth from clients (bcrypt htpasswd file)")
+	fl.DurationVar(&f.grace, "shutdown-grace", 15*time.Second, "how long to let requests finish on shutdown")
+	return cmd
+}
+
+func proxyPolicy(f *proxyFlags) ([]proxy.Upstream, proxy.Policy, error) {
+	if f.policy != "" {
+		if f.upstream != "" || f.trustServer != "" || f.tofu || len(f.rootCertIDs) > 0 || f.rootCA != "" || len(f.signers) > 0 {
+			return nil, proxy.Policy{}, errors.New("--policy replaces --upstream, --trust-server, --tofu, --root-cert-id, --root-ca and --signer: use one or the other")
+		}
+		return proxy.LoadFile(f.policy)
+	}
+	if f.upstream == "" || f.trustServer == "" {
+		return nil, proxy.Policy{}, errors.New("give --upstream and --trust-server (quick start) or --policy FILE")
+	}
+	if f.mode != "enforce" && f.mode != "warn" {
+		return nil, proxy.Policy{}, fmt.Errorf("--mode %q: use enforce or warn", f.mode)
+	}
+	return proxy.QuickStart(f.upstream, f.trustServer, verify.Pin{TOFU: f.tofu, CertIDs: f.rootCertIDs, CAFile: f.rootCA}, f.signers, f.mode)
+}
+
+func runProxy(cmd *cobra.Command, g *globalFlags, f *proxyFlags) error {
+	logger, err := g.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	ups, pol, err := proxyPolicy(f)
+	if err != nil {
+		return err
+	}
+	p, err := proxy.New(proxy.Options{Upstreams: ups, Policy: pol, Keychain: authn.DefaultKeychain, RefreshInterval: f.refresh, Logger: logger})
+	if err != nil {
+		return err
+	}
+	var h http.Handler = p.Handler()
+	if f.htpasswd != "" {
+		ht, err := auth.NewHtpasswd(f.htpasswd, "signet proxy")
+		if err != nil {
+			return err
+		}
+		h = basicAuth(ht, h)
+	}
+	tlsConfig, err := proxyTLS(f)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", f.addr, err)
+	}
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+	}
+	for _, r := range pol.Rules {
+		logger.Info("policy rule", "name", r.Name, "match", r.Match, "trust_server", r.TrustServer, "tofu", r.Pin.TOFU, "mode", r.Mode)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "signet proxy on %s://%s\n", scheme, ln.Addr())
+	return server.Serve(cmd.Context(), ln, h, tlsConfig, f.grace, logger)
+}
+
+// basicAuth guards everything but health and readiness with htpasswd.
+func basicAuth(a *auth.Htpasswd, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if err := a.Authorize(r, "", "pull"); err != nil {
+			var ch interface{ Header() string }
+			if errors.As(err, &ch) {
+				w.Header().Set("WWW-Authenticate", ch.Header())
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprintf(w, "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":%q}]}\n", err.Error())
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func proxyTLS(f *proxyFlags) (*tls.Config, error) {
+	if f.tlsCert == "" && f.tlsKey == "" {
+		if f.clientCA != "" {
+			return nil, errors.New("--client-ca needs --tls-cert and --tls-key")
+		}
+		return nil, nil
+	}
+	if f.tlsCert == "" || f.tlsKey == "" {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	pair, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate %q: %w", f.tlsCert, err)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}
+	if f.clientCA != "" {
+		pem, err := os.ReadFile(f.clientCA)
+		if err != nil {
+			return nil, fmt.Errorf("read client CA %q: %w", f.clientCA, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client CA %q holds no PEM certificate", f.clientCA)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
