@@ -8,8 +8,11 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,14 +57,15 @@ func (tp *tamper) wrap(h http.Handler) http.Handler {
 }
 
 type env struct {
-	t        *testing.T
-	opts     Options
-	upstream string // host:port of the upstream registry
-	trust    string
-	proxy    string // host:port of the proxy
-	cfg      publish.Config
-	tamper   *tamper
-	now      time.Time
+	t         *testing.T
+	opts      Options
+	upstream  string // host:port of the upstream registry
+	trust     string
+	proxy     string // host:port of the proxy
+	cfg       publish.Config
+	tamper    *tamper
+	now       time.Time
+	trustDown atomic.Bool
 }
 
 func newEnv(t *testing.T, mutate func(*Options)) *env {
@@ -70,7 +74,18 @@ func newEnv(t *testing.T, mutate func(*Options)) *env {
 	up := httptest.NewServer(e.tamper.wrap(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))))
 	t.Cleanup(up.Close)
 	e.upstream = strings.TrimPrefix(up.URL, "http://")
-	e.trust = testservers.TrustServer(t)
+	// The trust server sits behind a switch so tests can take it down.
+	real, _ := url.Parse(testservers.TrustServer(t))
+	rp := httputil.NewSingleHostReverseProxy(real)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e.trustDown.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	e.trust = ts.URL
 	e.cfg = publish.Config{
 		TrustDir: t.TempDir(),
 		Server:   e.trust,
@@ -297,6 +312,25 @@ func TestFrozenTrustDataDenied(t *testing.T) {
 	e.now = e.now.Add(15 * 24 * time.Hour) // past the timestamp's 14 days
 	_, err := e.pull("team/app:v1")
 	denied(t, err, "expired")
+}
+
+// TestTrustServerDown: with the trust server down the proxy keeps serving
+// from verified trust data until its timestamp expires, then denies.
+func TestTrustServerDown(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.RefreshInterval = time.Second })
+	e.push("team/app:v1")
+	e.sign("team/app:v1")
+	if _, err := e.pull("team/app:v1"); err != nil {
+		t.Fatal(err)
+	}
+	e.trustDown.Store(true)
+	e.now = e.now.Add(time.Hour) // refresh due, server down, data still valid
+	if _, err := e.pull("team/app:v1"); err != nil {
+		t.Fatalf("pull with the trust server down, before expiry: %v", err)
+	}
+	e.now = e.now.Add(15 * 24 * time.Hour)
+	_, err := e.pull("team/app:v1")
+	denied(t, err, "trust server unreachable and no unexpired verified trust data")
 }
 
 func TestWarnAndAllowModes(t *testing.T) {
