@@ -68,7 +68,7 @@ type env struct {
 	trustDown atomic.Bool
 }
 
-func newEnv(t *testing.T, mutate func(*Options)) *env {
+func newEnv(t testing.TB, mutate func(*Options)) *env {
 	t.Helper()
 	e := &env{t: t, tamper: &tamper{}, now: time.Now()}
 	up := httptest.NewServer(e.tamper.wrap(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))))
