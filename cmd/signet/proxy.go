@@ -154,11 +154,10 @@ func proxyTLS(f *proxyFlags) (*tls.Config, error) {
 	if f.tlsCert == "" || f.tlsKey == "" {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
-	pair, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+	cfg, err := serverTLS(f.tlsCert, f.tlsKey)
 	if err != nil {
-		return nil, fmt.Errorf("load TLS certificate %q: %w", f.tlsCert, err)
+		return nil, err
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}
 	if f.clientCA != "" {
 		pem, err := os.ReadFile(f.clientCA)
 		if err != nil {

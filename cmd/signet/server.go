@@ -208,6 +208,11 @@ func buildTLS(f *serverFlags, logger interface{ Info(string, ...any) }) (*tls.Co
 	case certFile == "" || keyFile == "":
 		return nil, fmt.Errorf("--tls-cert and --tls-key go together")
 	}
+	return serverTLS(certFile, keyFile)
+}
+
+// serverTLS loads a certificate and key into a TLS 1.2+ server config.
+func serverTLS(certFile, keyFile string) (*tls.Config, error) {
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("load TLS certificate %q: %w", certFile, err)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,18 +13,7 @@ import (
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
-func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, req request) {
-	ctx, cancel := withTimeout(r.Context())
-	defer cancel()
-	rr, err := p.resolve(req)
-	if err != nil {
-		p.fail(w, r, req, err)
-		return
-	}
-	if rr.rule.Mode == ModeAllow {
-		p.passThrough(w, r, req, rr, "blobs", "allow-listed repository")
-		return
-	}
+func (p *Proxy) serveBlob(ctx context.Context, w http.ResponseWriter, r *http.Request, req request, rr repoRef) {
 	if !digestRe.MatchString(req.ref) {
 		writeError(w, http.StatusBadRequest, "DIGEST_INVALID", fmt.Sprintf("blob reference %q is not sha256:<64 hex>", req.ref))
 		return
@@ -87,18 +77,7 @@ func (p *Proxy) serveBlob(w http.ResponseWriter, r *http.Request, req request) {
 	}
 }
 
-func (p *Proxy) serveTags(w http.ResponseWriter, r *http.Request, req request) {
-	ctx, cancel := withTimeout(r.Context())
-	defer cancel()
-	rr, err := p.resolve(req)
-	if err != nil {
-		p.fail(w, r, req, err)
-		return
-	}
-	if rr.rule.Mode == ModeAllow {
-		p.passThrough(w, r, req, rr, "tags", "allow-listed repository")
-		return
-	}
+func (p *Proxy) serveTags(ctx context.Context, w http.ResponseWriter, r *http.Request, req request, rr repoRef) {
 	res, err := p.trustResult(ctx, rr)
 	if err != nil {
 		p.fail(w, r, req, err)

@@ -25,18 +25,8 @@ var manifestAccept = strings.Join([]string{
 	"application/vnd.docker.distribution.manifest.v2+json",
 }, ", ")
 
-func (p *Proxy) serveManifest(w http.ResponseWriter, r *http.Request, req request) {
-	ctx, cancel := withTimeout(r.Context())
-	defer cancel()
-	rr, err := p.resolve(req)
-	if err != nil {
-		p.fail(w, r, req, err)
-		return
-	}
-	if rr.rule.Mode == ModeAllow {
-		p.passThrough(w, r, req, rr, "manifests", "allow-listed repository")
-		return
-	}
+func (p *Proxy) serveManifest(ctx context.Context, w http.ResponseWriter, r *http.Request, req request, rr repoRef) {
+	var err error
 	var m cachedManifest
 	if digestRe.MatchString(req.ref) {
 		m, err = p.manifestByDigest(ctx, rr, req.ref)

@@ -200,13 +200,24 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "signet proxy serves pulls only: push to the registry itself")
 		return
 	}
+	ctx, cancel := withTimeout(r.Context())
+	defer cancel()
+	rr, err := p.resolve(req)
+	if err != nil {
+		p.fail(w, r, req, err)
+		return
+	}
+	if rr.rule.Mode == ModeAllow {
+		p.passThrough(w, r, req, rr, req.kind, "allow-listed repository")
+		return
+	}
 	switch req.kind {
 	case "manifests":
-		p.serveManifest(w, r, req)
+		p.serveManifest(ctx, w, r, req, rr)
 	case "blobs":
-		p.serveBlob(w, r, req)
+		p.serveBlob(ctx, w, r, req, rr)
 	case "tags":
-		p.serveTags(w, r, req)
+		p.serveTags(ctx, w, r, req, rr)
 	}
 }
 
