@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/signet-project/signet/internal/testenv"
+	"github.com/signet-project/signet/internal/testkeys"
 	"github.com/signet-project/signet/internal/testservers"
 	"github.com/signet-project/signet/keys"
 	"github.com/signet-project/signet/trust"
@@ -275,7 +276,7 @@ func TestSignsIntoHeldDelegation(t *testing.T) {
 	c := testConfig(t, server)
 	gun := reg + "/team/app"
 	work := t.TempDir()
-	certPath, keyPath := writeDelegationKey(t, work)
+	certPath, keyPath := testkeys.Delegation(t, work, "ci")
 	notary(t, c.TrustDir, server, "init", gun, "-p")
 	notary(t, c.TrustDir, server, "delegation", "add", gun, "targets/releases", certPath, "--all-paths", "-p")
 	notary(t, c.TrustDir, server, "key", "import", keyPath, "--role", "targets/releases")

@@ -2,17 +2,10 @@ package server
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/signet-project/signet/internal/testenv"
+	"github.com/signet-project/signet/internal/testkeys"
 	"github.com/signet-project/signet/trust/server/auth"
 )
 
@@ -67,41 +61,6 @@ func (n *notaryCLI) must(server string, args ...string) string {
 	return out
 }
 
-// delegationKey writes an EC key and a self-signed certificate for it, as
-// `notary delegation add` and `notary key import` take them.
-func delegationKey(t *testing.T, dir string) (certPath, keyPath string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "releases"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPath, keyPath = filepath.Join(dir, "releases.crt"), filepath.Join(dir, "releases.key")
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certPath, keyPath
-}
-
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -133,7 +92,7 @@ func TestNotaryCLIInterop(t *testing.T) {
 			n.must(url, "publish", gun)
 
 			// A delegation, as docker's signers: targets/releases.
-			cert, key := delegationKey(t, work)
+			cert, key := testkeys.Delegation(t, work, "releases")
 			n.must(url, "delegation", "add", gun, "targets/releases", cert, "--all-paths", "-p")
 			n.must(url, "key", "import", key, "--role", "targets/releases")
 			n.must(url, "add", gun, "v3", file, "--roles", "targets/releases", "-p")
@@ -274,7 +233,7 @@ func TestOriginalNotaryServerRefusesDelegation(t *testing.T) {
 		n := newNotaryCLI(t)
 		gun := "example.com/app"
 		work := t.TempDir()
-		cert, key := delegationKey(t, work)
+		cert, key := testkeys.Delegation(t, work, "releases")
 		target := filepath.Join(work, "somefile")
 		os.WriteFile(target, []byte("hello v1\n"), 0o600)
 		n.must(url, "init", gun, "-p")
