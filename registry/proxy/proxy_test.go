@@ -57,7 +57,7 @@ func (tp *tamper) wrap(h http.Handler) http.Handler {
 }
 
 type env struct {
-	t         *testing.T
+	t         testing.TB
 	opts      Options
 	upstream  string // host:port of the upstream registry
 	trust     string
