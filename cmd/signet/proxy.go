@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -120,7 +121,17 @@ func runProxy(cmd *cobra.Command, g *globalFlags, f *proxyFlags) error {
 		logger.Info("policy rule", "name", r.Name, "match", r.Match, "trust_server", r.TrustServer, "tofu", r.Pin.TOFU, "mode", r.Mode)
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "signet proxy on %s://%s\n", scheme, ln.Addr())
-	return server.Serve(cmd.Context(), ln, h, tlsConfig, f.grace, logger)
+	// No write timeout: a large layer may stream for a long time; a
+	// client that goes away cancels its upstream request.
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		TLSConfig:         tlsConfig,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	return server.ServeServer(cmd.Context(), ln, srv, f.grace)
 }
 
 // basicAuth guards everything but health and readiness with htpasswd.

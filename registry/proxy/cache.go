@@ -20,6 +20,10 @@ type cachedManifest struct {
 	digest    string
 	mediaType string
 	body      []byte
+	// refs are the digests it references (index children, config,
+	// layers), parsed once.
+	refs     []string
+	children []string
 }
 
 func newManifestCache(max int64) *manifestCache {
@@ -55,24 +59,45 @@ func (c *manifestCache) put(m cachedManifest) {
 }
 
 // allowedSet remembers, per GUN, the digests (child manifests, blobs)
-// reachable from verified manifests the proxy served. Bounded: when full
-// it is cleared, and misses are recomputed from the signed targets.
+// reachable from verified manifests the proxy served, and for which
+// trust data version a full walk of the signed manifests was done (so a
+// stream of unknown digests cannot make the proxy walk again and again).
+// Bounded: when full it is cleared, and misses are recomputed from the
+// signed targets.
 type allowedSet struct {
-	mu  sync.Mutex
-	max int
-	n   int
-	m   map[string]map[string]bool
+	mu     sync.Mutex
+	max    int
+	n      int
+	m      map[string]map[string]bool
+	walked map[string]int // gun -> timestamp version fully walked
 }
 
 func newAllowedSet(max int) *allowedSet {
-	return &allowedSet{max: max, m: map[string]map[string]bool{}}
+	return &allowedSet{max: max, m: map[string]map[string]bool{}, walked: map[string]int{}}
+}
+
+// markWalked records a complete walk of gun's signed manifests at a
+// trust data version.
+func (a *allowedSet) markWalked(gun string, version int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.walked[gun] = version
+}
+
+// wasWalked reports whether gun's signed manifests were all walked at
+// this trust data version (and nothing was forgotten since).
+func (a *allowedSet) wasWalked(gun string, version int) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	v, ok := a.walked[gun]
+	return ok && v == version
 }
 
 func (a *allowedSet) add(gun string, digests ...string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.n+len(digests) > a.max {
-		a.m, a.n = map[string]map[string]bool{}, 0
+		a.m, a.n, a.walked = map[string]map[string]bool{}, 0, map[string]int{}
 	}
 	s := a.m[gun]
 	if s == nil {

@@ -104,7 +104,10 @@ func (p *Proxy) reachable(ctx context.Context, rr repoRef, res *verify.Result, d
 		p.allowed.add(rr.gun, digest)
 		return true, nil
 	}
-	fetched := 0
+	if p.allowed.wasWalked(rr.gun, res.TimestampVersion) {
+		return false, nil // everything reachable is already in the set
+	}
+	fetched, complete := 0, true
 	var queue []string
 	for d := range signed {
 		queue = append(queue, d)
@@ -127,13 +130,18 @@ func (p *Proxy) reachable(ctx context.Context, rr repoRef, res *verify.Result, d
 		m, err := p.fetchVerified(ctx, rr, d, length)
 		if err != nil {
 			// A signed tag whose manifest is gone upstream does not make
-			// other digests reachable; keep looking.
+			// other digests reachable; keep looking, but do not call the
+			// walk complete.
+			complete = false
 			continue
 		}
 		if p.allowed.has(rr.gun, digest) {
 			return true, nil
 		}
-		queue = append(queue, children(m)...)
+		queue = append(queue, m.children...)
+	}
+	if complete {
+		p.allowed.markWalked(rr.gun, res.TimestampVersion)
 	}
 	return false, nil
 }
@@ -181,7 +189,7 @@ func (p *Proxy) fetchVerified(ctx context.Context, rr repoRef, digest string, le
 	if "sha256:"+hex.EncodeToString(sum[:]) != digest {
 		return cachedManifest{}, &denial{image: rr.gun + "@" + digest, reason: "upstream served bytes that do not hash to the signed digest (sha256:" + hex.EncodeToString(sum[:]) + ")", rule: rr.rule.name()}
 	}
-	m := cachedManifest{digest: digest, body: body, mediaType: mediaTypeOf(body, resp.Header.Get("Content-Type"))}
+	m := newCachedManifest(digest, body, resp.Header.Get("Content-Type"))
 	p.manifests.put(m)
 	p.allowChildren(rr.gun, m)
 	return m, nil
@@ -201,48 +209,41 @@ type manifestRefs struct {
 	} `json:"manifests"`
 }
 
-func parseRefs(body []byte) manifestRefs {
-	var m manifestRefs
-	_ = json.Unmarshal(body, &m) // verified bytes; a manifest we cannot parse references nothing
-	return m
-}
-
-func mediaTypeOf(body []byte, header string) string {
-	if mt := parseRefs(body).MediaType; mt != "" {
-		return mt
+// newCachedManifest parses what verified manifest bytes reference, once.
+func newCachedManifest(digest string, body []byte, contentType string) cachedManifest {
+	var refs manifestRefs
+	_ = json.Unmarshal(body, &refs) // verified bytes; a manifest we cannot parse references nothing
+	m := cachedManifest{digest: digest, body: body, mediaType: refs.MediaType}
+	if m.mediaType == "" {
+		m.mediaType = contentType
 	}
-	if header != "" {
-		return header
+	if m.mediaType == "" {
+		m.mediaType = "application/vnd.oci.image.manifest.v1+json"
 	}
-	return "application/vnd.oci.image.manifest.v1+json"
-}
-
-// children lists the manifests an index references.
-func children(m cachedManifest) []string {
-	var out []string
-	for _, c := range parseRefs(m.body).Manifests {
+	m.refs = []string{digest}
+	for _, c := range refs.Manifests {
 		if digestRe.MatchString(c.Digest) {
-			out = append(out, c.Digest)
+			m.children = append(m.children, c.Digest)
+			m.refs = append(m.refs, c.Digest)
 		}
 	}
-	return out
+	if digestRe.MatchString(refs.Config.Digest) {
+		m.refs = append(m.refs, refs.Config.Digest)
+	}
+	for _, l := range refs.Layers {
+		if digestRe.MatchString(l.Digest) {
+			m.refs = append(m.refs, l.Digest)
+		}
+	}
+	return m
 }
 
 // allowChildren records what a verified manifest references: child
 // manifests of an index, config and layers of an image.
 func (p *Proxy) allowChildren(gun string, m cachedManifest) {
-	refs := parseRefs(m.body)
-	ds := []string{m.digest}
-	for _, c := range refs.Manifests {
-		ds = append(ds, c.Digest)
+	if !p.allowed.has(gun, m.digest) || len(m.refs) > 1 && !p.allowed.has(gun, m.refs[len(m.refs)-1]) {
+		p.allowed.add(gun, m.refs...)
 	}
-	if refs.Config.Digest != "" {
-		ds = append(ds, refs.Config.Digest)
-	}
-	for _, l := range refs.Layers {
-		ds = append(ds, l.Digest)
-	}
-	p.allowed.add(gun, ds...)
 }
 
 // upstreamGet sends an authenticated request to the upstream.

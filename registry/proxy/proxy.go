@@ -30,8 +30,8 @@ type Options struct {
 	Policy Policy
 	// Keychain gives upstream credentials; nil is anonymous.
 	Keychain authn.Keychain
-	// UpstreamTransport carries requests to upstreams; nil uses
-	// http.DefaultTransport.
+	// UpstreamTransport carries requests to upstreams; nil uses a clone
+	// of http.DefaultTransport keeping 64 idle connections per host.
 	UpstreamTransport http.RoundTripper
 	// TrustClient fetches trust data; nil uses a client with a 30s
 	// timeout.
@@ -92,11 +92,14 @@ func New(opts Options) (*Proxy, error) {
 	}
 	logger := opts.Logger
 	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		logger = slog.New(slog.DiscardHandler)
 	}
 	base := opts.UpstreamTransport
 	if base == nil {
-		base = http.DefaultTransport
+		// Keep connections to upstreams: many blobs per pull.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		base = t
 	}
 	tc := opts.TrustClient
 	if tc == nil {

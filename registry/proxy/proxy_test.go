@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,9 +33,10 @@ import (
 
 // tamper lets a test make the upstream registry lie about one path.
 type tamper struct {
-	mu   sync.Mutex
-	path string
-	body []byte
+	mu        sync.Mutex
+	path      string
+	body      []byte
+	manifests atomic.Int64 // manifest requests the upstream saw
 }
 
 func (tp *tamper) set(path string, body []byte) {
@@ -47,8 +50,14 @@ func (tp *tamper) wrap(h http.Handler) http.Handler {
 		tp.mu.Lock()
 		path, body := tp.path, tp.body
 		tp.mu.Unlock()
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			tp.manifests.Add(1)
+		}
 		if path != "" && r.URL.Path == path {
-			w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+			if strings.Contains(path, "/manifests/") {
+				w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+			}
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 			w.Write(body)
 			return
 		}
@@ -259,6 +268,72 @@ func TestUpstreamLiesAboutSignedDigest(t *testing.T) {
 	}
 	if !bytes.Contains(body, []byte("do not hash to the signed digest")) && !bytes.Contains(body, []byte("the signature says")) {
 		t.Fatalf("denial does not say why: %s", body)
+	}
+}
+
+// TestUpstreamLiesAboutBlob: the upstream serves other bytes of the same
+// length for a layer. A small blob is refused outright; a large one is
+// cut before its last byte, so no client ever holds a complete body.
+func TestUpstreamLiesAboutBlob(t *testing.T) {
+	for _, size := range []int64{4 << 10, 3 << 20} {
+		t.Run(strconv.FormatInt(size, 10), func(t *testing.T) {
+			e := newEnv(t, nil)
+			img, err := random.Image(size, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := remote.Write(mustTag(t, e.upstream+"/team/app:v1"), img); err != nil {
+				t.Fatal(err)
+			}
+			e.sign("team/app:v1")
+			layers, _ := img.Layers()
+			d, _ := layers[0].Digest()
+			n, _ := layers[0].Size()
+			path := "/v2/team/app/blobs/" + d.String()
+			// Allow the blob first (the proxy learns it from the manifest).
+			if _, err := remote.Image(mustRef(t, e.proxy+"/team/app:v1")); err != nil {
+				t.Fatal(err)
+			}
+			e.tamper.set(path, bytes.Repeat([]byte{'x'}, int(n)))
+			resp, err := http.Get("http://" + e.proxy + path)
+			if err != nil {
+				return // connection cut before headers: refused
+			}
+			body, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode == http.StatusForbidden && bytes.Contains(body, []byte("do not hash to the digest")):
+			case resp.StatusCode == http.StatusOK && rerr != nil && int64(len(body)) < n:
+			default:
+				t.Fatalf("status %d, read %d of %d bytes, read error %v: a complete tampered blob reached the client", resp.StatusCode, len(body), n, rerr)
+			}
+		})
+	}
+}
+
+// TestUnknownDigestsDoNotAmplify: a stream of requests for digests no
+// signed tag references costs one walk of the signed manifests, not one
+// per request.
+func TestUnknownDigestsDoNotAmplify(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, tag := range []string{"a", "b", "c"} {
+		e.push("team/app:" + tag)
+		e.sign("team/app:" + tag)
+	}
+	e.tamper.manifests.Store(0) // count only what the proxy asks
+	for i := 0; i < 20; i++ {
+		d := fmt.Sprintf("sha256:%064x", i)
+		resp, err := http.Get("http://" + e.proxy + "/v2/team/app/blobs/" + d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("unknown blob %s: %d", d, resp.StatusCode)
+		}
+	}
+	if n := e.tamper.manifests.Load(); n != 3 {
+		t.Fatalf("upstream saw %d manifest requests for 20 unknown digests, want 3 (one walk of the 3 signed manifests)", n)
 	}
 }
 

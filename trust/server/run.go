@@ -68,7 +68,7 @@ func KeyPassphrase(env, file, dataDir string) (pass string, generated bool, err 
 
 // Serve answers h on ln (with TLS if tlsConfig is not nil) until ctx is
 // cancelled, then stops accepting and waits up to grace for requests in
-// flight.
+// flight. Requests get two minutes to be read and answered.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, tlsConfig *tls.Config, grace time.Duration, logger *slog.Logger) error {
 	srv := &http.Server{
 		Handler:           h,
@@ -80,9 +80,15 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, tlsConfig *tls.
 		TLSConfig:         tlsConfig,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	return ServeServer(ctx, ln, srv, grace)
+}
+
+// ServeServer runs srv on ln until ctx is cancelled, then shuts it down
+// gracefully within grace. TLS is used when srv.TLSConfig is set.
+func ServeServer(ctx context.Context, ln net.Listener, srv *http.Server, grace time.Duration) error {
 	errc := make(chan error, 1)
 	go func() {
-		if tlsConfig != nil {
+		if srv.TLSConfig != nil {
 			errc <- srv.ServeTLS(ln, "", "")
 			return
 		}

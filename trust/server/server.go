@@ -129,7 +129,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	logger := opts.Logger
 	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		logger = slog.New(slog.DiscardHandler)
 	}
 	for _, p := range opts.GUNPrefixes {
 		if p == "" {
