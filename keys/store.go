@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -225,4 +226,77 @@ func (s *Store) wrap(doing string, err error) error {
 		return fmt.Errorf("%s: %w", doing, s.r.Err())
 	}
 	return fmt.Errorf("%s: %w", doing, err)
+}
+
+// Signer-key variables for pipelines that keep no key files: the PEM
+// (base64-encoded, or a path to it), decrypted with the passphrase for
+// its role.
+const (
+	SignerKeyEnv     = "SIGNET_SIGNER_KEY"
+	SignerKeyFileEnv = "SIGNET_SIGNER_KEY_FILE"
+)
+
+// EnvKey is a private key handed in through the environment.
+type EnvKey struct {
+	Key  data.PrivateKey
+	Role string
+	GUN  string
+}
+
+// FromEnv reads the signer key from SIGNET_SIGNER_KEY (base64 of the PEM)
+// or SIGNET_SIGNER_KEY_FILE (a path). It returns nil when neither is set.
+// role applies when the PEM has no role header (default targets/releases).
+func FromEnv(getenv func(string) string, r *Retriever, role string) (*EnvKey, error) {
+	var raw []byte
+	switch {
+	case getenv(SignerKeyEnv) != "":
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(getenv(SignerKeyEnv)))
+		if err != nil {
+			return nil, fmt.Errorf("%s is not base64: encode the key file with base64 -w0", SignerKeyEnv)
+		}
+		raw = b
+	case getenv(SignerKeyFileEnv) != "":
+		path := getenv(SignerKeyFileEnv)
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", SignerKeyFileEnv, err)
+		}
+		if fi.Size() > MaxKeyFileBytes {
+			return nil, fmt.Errorf("%s: %s is %d bytes, not a key file", SignerKeyFileEnv, path, fi.Size())
+		}
+		if raw, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("%s: %w", SignerKeyFileEnv, err)
+		}
+	default:
+		return nil, nil
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		return nil, fmt.Errorf("the signer key from %s/%s is not PEM", SignerKeyEnv, SignerKeyFileEnv)
+	}
+	if h := block.Headers["role"]; h != "" {
+		role = h
+	}
+	if role == "" {
+		role = "targets/releases"
+	}
+	if r == nil {
+		r = &Retriever{Getenv: getenv}
+	}
+	var (
+		key data.PrivateKey
+		err error
+	)
+	if strings.Contains(block.Type, "ENCRYPTED") {
+		key, _, err = trustmanager.GetPasswdDecryptBytes(r.PassRetriever(), raw, "", role)
+		if err != nil {
+			if perr := r.Err(); perr != nil {
+				err = perr
+			}
+			return nil, fmt.Errorf("decrypt the signer key from the environment: %w", err)
+		}
+	} else if key, err = utils.ParsePEMPrivateKey(raw, ""); err != nil {
+		return nil, fmt.Errorf("parse the signer key from the environment: %w", err)
+	}
+	return &EnvKey{Key: key, Role: role, GUN: block.Headers["gun"]}, nil
 }

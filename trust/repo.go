@@ -47,6 +47,9 @@ type Options struct {
 	// TrustPinning pins roots; the zero value trusts a root on first use,
 	// as docker does.
 	TrustPinning trustpinning.TrustPinConfig
+	// ExtraKeys are held in memory beside the trust dir's key files (a
+	// pipeline's signer key from the environment).
+	ExtraKeys []*keys.EnvKey
 }
 
 // Repo is one repository's trust data.
@@ -83,7 +86,15 @@ func Open(gun string, opts Options) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open key store in %q: %w", opts.TrustDir, err)
 	}
-	cs := cryptoservice.NewCryptoService(ks)
+	stores := []trustmanager.KeyStore{ks}
+	if len(opts.ExtraKeys) > 0 {
+		mem := memKeys{}
+		for _, k := range opts.ExtraKeys {
+			mem[k.Key.ID()] = k
+		}
+		stores = append([]trustmanager.KeyStore{mem}, stores...)
+	}
+	cs := cryptoservice.NewCryptoService(stores...)
 	remote, err := store.NewHTTPStore(strings.TrimSuffix(opts.Server, "/")+"/v2/"+gun+"/_trust/tuf/", "", "json", "key", rt)
 	if err != nil {
 		return nil, fmt.Errorf("trust server %q: %w", opts.Server, err)

@@ -72,6 +72,11 @@ func (f *trustFlags) config(cmd *cobra.Command, g *globalFlags) (publish.Config,
 		return c, err
 	}
 	c.TrustAuth.Credentials = creds
+	// A pipeline's signer key can come from the environment instead of
+	// the trust dir.
+	if c.SignerKey, err = keys.FromEnv(os.Getenv, c.Passphrases, ""); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 

@@ -37,6 +37,8 @@ type Config struct {
 	Passphrases *keys.Retriever
 	// Logger receives progress logs; nil discards.
 	Logger *slog.Logger
+	// SignerKey, if set, is a key from the environment held in memory.
+	SignerKey *keys.EnvKey
 }
 
 // ServerFromEnv picks the trust server: the flag, else SIGNET_TRUST_SERVER,
@@ -69,7 +71,11 @@ func (c Config) open(ctx context.Context, repo name.Repository, actions ...strin
 	if err != nil {
 		return nil, err
 	}
-	return trust.Open(gun, trust.Options{TrustDir: c.TrustDir, Server: server, Transport: rt, Passphrases: c.Passphrases})
+	opts := trust.Options{TrustDir: c.TrustDir, Server: server, Transport: rt, Passphrases: c.Passphrases}
+	if c.SignerKey != nil {
+		opts.ExtraKeys = []*keys.EnvKey{c.SignerKey}
+	}
+	return trust.Open(gun, opts)
 }
 
 // Request is one tag to sign; Digest and Size skip the registry lookup.

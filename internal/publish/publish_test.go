@@ -2,10 +2,12 @@ package publish
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -304,5 +306,44 @@ func TestSignsIntoHeldDelegation(t *testing.T) {
 	_, err = Sign(ctx, other, []Request{{Image: image}})
 	if err == nil || !strings.Contains(err.Error(), "no signer key") {
 		t.Fatalf("sign without the delegation key: %v", err)
+	}
+}
+
+// TestSignsWithSignerKeyFromEnv: a pipeline with no key files signs into
+// targets/releases with its key given as base64 in SIGNET_SIGNER_KEY.
+func TestSignsWithSignerKeyFromEnv(t *testing.T) {
+	reg := testservers.Registry(t)
+	server := testservers.TrustServer(t)
+	ctx := context.Background()
+	admin := testConfig(t, server)
+	gun := reg + "/team/app"
+	certPath, keyPath := testkeys.Delegation(t, t.TempDir(), "ci")
+	// The administrator initialises with signet (snapshot key on the
+	// server, as docker does) and adds the CI signer with the notary CLI
+	// on the same trust dir.
+	if _, err := Init(ctx, admin, gun); err != nil {
+		t.Fatal(err)
+	}
+	notary(t, admin.TrustDir, server, "delegation", "add", gun, "targets/releases", certPath, "--all-paths", "-p")
+
+	raw, _ := os.ReadFile(keyPath)
+	envVars := map[string]string{keys.SignerKeyEnv: base64.StdEncoding.EncodeToString(raw)}
+	getenv := func(k string) string { return envVars[k] }
+	ci := Config{TrustDir: t.TempDir(), Server: server, Passphrases: &keys.Retriever{Getenv: getenv}}
+	var err error
+	if ci.SignerKey, err = keys.FromEnv(getenv, ci.Passphrases, ""); err != nil || ci.SignerKey == nil {
+		t.Fatalf("signer key from env: %v", err)
+	}
+	image := gun + ":v1"
+	testservers.PushRandom(t, image)
+	signed, err := Sign(ctx, ci, []Request{{Image: image}})
+	if err != nil || strings.Join(signed[0].Roles, ",") != "targets/releases" {
+		t.Fatalf("sign with the env key: %+v %v", signed, err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(ci.TrustDir, "private")); len(entries) != 0 {
+		t.Fatalf("the env key was written to the trust dir: %v", entries)
+	}
+	if v, err := Verify(ctx, testConfig(t, server), image); err != nil || v.Role != "targets/releases" {
+		t.Fatalf("verify: %+v %v", v, err)
 	}
 }
