@@ -50,6 +50,9 @@ type Options struct {
 	// ExtraKeys are held in memory beside the trust dir's key files (a
 	// pipeline's signer key from the environment).
 	ExtraKeys []*keys.EnvKey
+	// HardwareKeys are key stores on devices (a YubiKey's root key); they
+	// come first, so a root key on a card is used before one on disk.
+	HardwareKeys []trustmanager.KeyStore
 }
 
 // Repo is one repository's trust data.
@@ -86,7 +89,7 @@ func Open(gun string, opts Options) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open key store in %q: %w", opts.TrustDir, err)
 	}
-	stores := []trustmanager.KeyStore{ks}
+	stores := append(append([]trustmanager.KeyStore{}, opts.HardwareKeys...), ks)
 	if len(opts.ExtraKeys) > 0 {
 		mem := memKeys{}
 		for _, k := range opts.ExtraKeys {

@@ -33,7 +33,7 @@ trust server, and (in later commands) enforces it for every client.`,
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	root.AddCommand(newVersionCmd(), newServerCmd(g), newInitCmd(g), newPushCmd(g), newSignCmd(g), newVerifyCmd(g), newInspectCmd(g), newRevokeCmd(g), newProxyCmd(g), newKeyCmd())
+	root.AddCommand(newVersionCmd(), newServerCmd(g), newInitCmd(g), newPushCmd(g), newSignCmd(g), newVerifyCmd(g), newInspectCmd(g), newRevokeCmd(g), newProxyCmd(g), newKeyCmd(), newYubikeyCmd())
 	return root
 }
 

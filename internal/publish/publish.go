@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/theupdateframework/notary/trustmanager"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/signet-project/signet/keys"
@@ -39,6 +40,8 @@ type Config struct {
 	Logger *slog.Logger
 	// SignerKey, if set, is a key from the environment held in memory.
 	SignerKey *keys.EnvKey
+	// HardwareKeys are device key stores (a YubiKey root) used first.
+	HardwareKeys []trustmanager.KeyStore
 }
 
 // ServerFromEnv picks the trust server: the flag, else SIGNET_TRUST_SERVER,
@@ -71,7 +74,7 @@ func (c Config) open(ctx context.Context, repo name.Repository, actions ...strin
 	if err != nil {
 		return nil, err
 	}
-	opts := trust.Options{TrustDir: c.TrustDir, Server: server, Transport: rt, Passphrases: c.Passphrases}
+	opts := trust.Options{TrustDir: c.TrustDir, Server: server, Transport: rt, Passphrases: c.Passphrases, HardwareKeys: c.HardwareKeys}
 	if c.SignerKey != nil {
 		opts.ExtraKeys = []*keys.EnvKey{c.SignerKey}
 	}

@@ -97,6 +97,20 @@ func Open(serial uint32, opts Options) (*Card, error) {
 	return nil, fmt.Errorf("%d YubiKeys found: pick one with --serial", len(found))
 }
 
+// OpenReader opens the card in one PC/SC reader (a name from Cards).
+func OpenReader(name string, opts Options) (*Card, error) {
+	yk, err := piv.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("open smart card %q: %w", name, err)
+	}
+	s, err := yk.Serial()
+	if err != nil {
+		yk.Close()
+		return nil, fmt.Errorf("read the serial of %q (not a YubiKey?): %w", name, err)
+	}
+	return &Card{yk: yk, Name: name, Serial: s, opts: opts}, nil
+}
+
 // Close releases the card.
 func (c *Card) Close() error { return c.yk.Close() }
 
