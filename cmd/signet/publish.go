@@ -381,19 +381,34 @@ func lastSegment(image string) string {
 }
 
 func newInitCmd(g *globalFlags) *cobra.Command {
-	var tf trustFlags
+	var (
+		tf       trustFlags
+		useYK    bool
+		ykSerial uint32
+	)
 	cmd := &cobra.Command{
 		Use:   "init IMAGE",
 		Short: "Create a repository's trust data (root, repository key, server-held snapshot)",
 		Long: `Create and publish a repository's trust data: the first root key in the
 trust dir (or a new one), a new repository (targets) key, and the
 snapshot key held by the trust server, as docker does. 'signet sign' does
-this on first use.`,
+this on first use.
+
+With --yubikey the root key lives on a YubiKey (slot 9c): the one there,
+or a new one generated on the device. It never touches the disk.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := tf.config(cmd, g)
 			if err != nil {
 				return err
+			}
+			if useYK {
+				ks, closeCard, err := yubikeyRoot(cmd, ykSerial)
+				if err != nil {
+					return err
+				}
+				defer closeCard()
+				c.HardwareKeys = append(c.HardwareKeys, ks)
 			}
 			created, err := publish.Init(cmd.Context(), c, args[0])
 			if err != nil {
@@ -408,5 +423,7 @@ this on first use.`,
 		},
 	}
 	tf.register(cmd)
+	cmd.Flags().BoolVar(&useYK, "yubikey", false, "keep the root key on a YubiKey (generated on the device if the slot is empty)")
+	cmd.Flags().Uint32Var(&ykSerial, "yubikey-serial", 0, "the YubiKey to use, when several are inserted")
 	return cmd
 }

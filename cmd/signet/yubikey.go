@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-piv/piv-go/v2/piv"
 	"github.com/spf13/cobra"
+	"github.com/theupdateframework/notary/trustmanager"
 	"golang.org/x/term"
 
 	"github.com/signet-project/signet/keys/yubikey"
@@ -206,4 +207,23 @@ func policies(pin, touch string) (piv.PINPolicy, piv.TouchPolicy, error) {
 		return 0, 0, fmt.Errorf("--touch-policy %q: use always, cached or never", touch)
 	}
 	return pp, tp, nil
+}
+
+// yubikeyRoot opens the YubiKey for a repository's root key, generating
+// one in slot 9c (on the device, attested) if the slot is empty.
+func yubikeyRoot(cmd *cobra.Command, serial uint32) (trustmanager.KeyStore, func(), error) {
+	c, err := yubikey.Open(serial, yubikeyOptions(cmd.ErrOrStderr()))
+	if err != nil {
+		return nil, nil, err
+	}
+	ks := &yubikey.KeyStore{Card: c}
+	if len(ks.ListKeys()) == 0 {
+		hk, err := c.Generate(yubikey.GenerateOptions{Slot: yubikey.RootSlot, Subject: "signet root"})
+		if err != nil {
+			c.Close()
+			return nil, nil, err
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "generated root key %s on YubiKey %d: it exists only on this card, there is no backup; keep a second YubiKey with its own root key\n", hk.ID(), c.Serial)
+	}
+	return ks, func() { c.Close() }, nil
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+	"github.com/theupdateframework/notary/trustmanager"
 
 	"github.com/signet-project/signet/keys/yubikey"
 )
@@ -16,4 +17,8 @@ func newYubikeyCmd() *cobra.Command {
 			return yubikey.ErrUnsupported
 		},
 	}
+}
+
+func yubikeyRoot(*cobra.Command, uint32) (trustmanager.KeyStore, func(), error) {
+	return nil, nil, yubikey.ErrUnsupported
 }
