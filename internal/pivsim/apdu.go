@@ -69,6 +69,8 @@ func parseCommand(b []byte) (command, uint16) {
 		}
 		c.data = rest[:lc]
 		return c, swOK
+	case len(body) < 3:
+		return command{}, swWrongLength
 	case len(body) == 3: // case 2 extended
 		c.extended = true
 		return c, swOK
@@ -90,8 +92,8 @@ type response struct {
 	sw   uint16
 }
 
-func ok(data []byte) response   { return response{data: data, sw: swOK} }
-func status(sw uint16) response { return response{sw: sw} }
+func success(data []byte) response { return response{data: data, sw: swOK} }
+func status(sw uint16) response    { return response{sw: sw} }
 func withSW(data []byte, sw uint16) []byte {
 	return append(data, byte(sw>>8), byte(sw))
 }

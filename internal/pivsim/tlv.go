@@ -40,7 +40,7 @@ func readTag(b []byte) (tag uint32, n int, ok bool) {
 	if b[0]&0x1f != 0x1f {
 		return tag, n, true
 	}
-	for ; n < len(b) && n < 4; n++ {
+	for ; n < len(b) && n < 3; n++ { // PIV tags have at most three bytes
 		tag = tag<<8 | uint32(b[n])
 		if b[n]&0x80 == 0 {
 			return tag, n + 1, true

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package pivsim
+
+import "syscall"
+
+// setQuickAck does nothing: TCP_QUICKACK is Linux's.
+func setQuickAck(syscall.Conn) {}
