@@ -1,0 +1,190 @@
+//go:build !nopcsc && unix
+
+package yubikey
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/go-piv/piv-go/v2/piv"
+	"github.com/theupdateframework/notary/tuf/data"
+	"github.com/theupdateframework/notary/tuf/utils"
+
+	"github.com/signet-project/signet/internal/pivsim"
+	"github.com/signet-project/signet/internal/pivsim/pivsimtest"
+	"github.com/signet-project/signet/internal/publish"
+	"github.com/signet-project/signet/internal/testenv"
+	"github.com/signet-project/signet/internal/testservers"
+	"github.com/signet-project/signet/keys"
+)
+
+const repoPass = "repository passphrase"
+
+// insertCard puts a fresh simulated YubiKey in the vpcd reader and opens
+// it through piv-go, libpcsclite and pcscd.
+func insertCard(t *testing.T, pin string) (*Card, *pivsim.Card, *[]string) {
+	t.Helper()
+	sim, err := pivsim.New(pivsim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := pivsimtest.Insert(t, sim)
+	var touches []string
+	c, err := OpenReader(reader, Options{
+		PIN:   func(uint32, int) (string, error) { return pin, nil },
+		Touch: func(_ uint32, slot string) { touches = append(touches, slot) },
+	})
+	if err != nil {
+		t.Fatalf("open the simulated card: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, sim, &touches
+}
+
+// TestRootOnYubiKeyReadByNotary: a repository initialised with its root
+// key generated on the (simulated) YubiKey, signed and published, is read
+// back by the real notary CLI, and root.json names the card's key.
+func TestRootOnYubiKeyReadByNotary(t *testing.T) {
+	c, sim, touches := insertCard(t, piv.DefaultPIN)
+	hk, err := c.Generate(GenerateOptions{Slot: RootSlot, PINPolicy: piv.PINPolicyAlways, TouchPolicy: piv.TouchPolicyAlways, Subject: "root"})
+	if err != nil {
+		t.Fatalf("generate on the card: %v", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(sim.AttestationRoot())
+	a, err := c.Attest(RootSlot, roots)
+	if err != nil || a.Serial != c.Serial {
+		t.Fatalf("attest: %+v %v", a, err)
+	}
+	if _, err := c.Attest(RootSlot, nil); err == nil {
+		t.Fatal("the simulator's attestation verified against Yubico's roots")
+	}
+
+	reg, server := testservers.Registry(t), testservers.TrustServer(t)
+	cfg := publish.Config{
+		TrustDir:     t.TempDir(),
+		Server:       server,
+		Passphrases:  &keys.Retriever{Getenv: func(k string) string { return map[string]string{"SIGNET_REPOSITORY_PASSPHRASE": repoPass}[k] }},
+		HardwareKeys: []trustmanagerKeyStore{&KeyStore{Card: c}},
+	}
+	image := reg + "/team/app:v1"
+	testservers.PushRandom(t, image)
+	if _, err := publish.Sign(context.Background(), cfg, []publish.Request{{Image: image}}); err != nil {
+		t.Fatalf("sign with the root on the card: %v", err)
+	}
+	// No root key file was written: the root never touched the disk.
+	for _, k := range mustStore(t, cfg.TrustDir).List() {
+		if k.Role == "root" {
+			t.Fatalf("a root key file exists: %+v", k)
+		}
+	}
+	if len(*touches) == 0 {
+		t.Fatal("no touch notice for a touch-always slot")
+	}
+
+	// root.json lists a certificate for the card's key, and the notary
+	// CLI reads the repository.
+	resp, err := httpGet(server + "/v2/" + reg + "/team/app/_trust/tuf/root.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root data.SignedRoot
+	if err := json.Unmarshal(resp, &root); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, id := range root.Signed.Roles[data.CanonicalRootRole].KeyIDs {
+		if canon, err := utils.CanonicalKeyID(root.Signed.Keys[id]); err == nil && canon == hk.ID() {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("root.json does not name the card's key %s", hk.ID())
+	}
+	cmd := exec.Command(testenv.NotaryCLI(t), "-s", server, "-d", t.TempDir(), "list", reg+"/team/app")
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "v1") {
+		t.Fatalf("notary list: %v\n%s", err, out)
+	}
+}
+
+func TestWrongPINReportsTriesLeft(t *testing.T) {
+	c, _, _ := insertCard(t, "000000")
+	_, err := c.Generate(GenerateOptions{Slot: RootSlot})
+	if err == nil || !strings.Contains(err.Error(), "wrong PIN") || !strings.Contains(err.Error(), "tries left") {
+		t.Fatalf("generate with a wrong PIN: %v", err)
+	}
+	info, err := c.Info()
+	if err != nil || info.PINRetries != 2 {
+		t.Fatalf("info after one wrong PIN: %+v %v", info, err)
+	}
+}
+
+func TestSetupAndReset(t *testing.T) {
+	c, _, _ := insertCard(t, "654321")
+	if err := c.Setup("654321", "87654321"); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	// The stored management key is found behind the new PIN.
+	if _, err := c.Generate(GenerateOptions{Slot: RootSlot, TouchPolicy: piv.TouchPolicyNever}); err != nil {
+		t.Fatalf("generate after setup: %v", err)
+	}
+	if err := c.Setup("654321", "87654321"); err == nil {
+		t.Fatal("a second setup succeeded with the default management key")
+	}
+	if info, _ := c.Info(); len(info.Slots) != 1 {
+		t.Fatalf("slots before reset: %+v", info.Slots)
+	}
+	if err := c.Reset(); err != nil {
+		t.Fatalf("reset: %v", err)
+	}
+	info, err := c.Info()
+	if err != nil || len(info.Slots) != 0 || info.PINRetries != 3 {
+		t.Fatalf("after reset: %+v %v", info, err)
+	}
+}
+
+// BenchmarkSign compares one TUF signature with a file key (software
+// ECDSA) and with the simulated card through pcscd.
+func BenchmarkSign(b *testing.B) {
+	msg := []byte(`{"signed":{"_type":"Targets","version":2}}`)
+	b.Run("file-key", func(b *testing.B) {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		priv, _ := utils.ECDSAToPrivateKey(k)
+		for b.Loop() {
+			if _, err := priv.Sign(rand.Reader, msg, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("simulated-yubikey", func(b *testing.B) {
+		sim, err := pivsim.New(pivsim.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		reader := pivsimtest.Insert(b, sim)
+		c, err := OpenReader(reader, Options{PIN: func(uint32, int) (string, error) { return piv.DefaultPIN, nil }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		hk, err := c.Generate(GenerateOptions{Slot: RootSlot, PINPolicy: piv.PINPolicyOnce, TouchPolicy: piv.TouchPolicyNever})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, err := hk.Sign(rand.Reader, msg, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
