@@ -22,6 +22,7 @@ lint:
 	@files="$$(find . -name '*.go' -not -path './.git/*' -not -path './.tools/*' -print0 | xargs -0 -r gofmt -l)"; \
 	if [ -n "$$files" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$files"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags nopcsc ./...
 
 tools:
 	bash scripts/install-tools.sh

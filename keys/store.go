@@ -179,6 +179,18 @@ func (s *Store) Export(id string) ([]byte, error) {
 	return pem.EncodeToMemory(block), nil
 }
 
+// Private decrypts and returns a key (for copying it to a YubiKey).
+func (s *Store) Private(id string) (data.PrivateKey, error) {
+	if _, err := s.ks.GetKeyInfo(id); err != nil {
+		return nil, fmt.Errorf("key %s: no such key in %s", id, s.dir)
+	}
+	k, _, err := s.ks.GetKey(id)
+	if err != nil {
+		return nil, s.wrap("unlock key "+id, err)
+	}
+	return k, nil
+}
+
 // Remove deletes a key.
 func (s *Store) Remove(id string) error {
 	if _, err := s.ks.GetKeyInfo(id); err != nil {

@@ -193,7 +193,38 @@ second YubiKey with its own root key (thresholds come with root rotation).`,
 		},
 	}
 	reset.Flags().BoolVarP(&yes, "yes", "y", false, "confirm the reset")
-	cmd.AddCommand(list, generate, attest, setup, reset)
+	var trustDir string
+	importCmd := &cobra.Command{
+		Use:   "import KEY-ID",
+		Short: "Copy a software root key from the trust dir into slot 9c (for teams that keep a backup)",
+		Long: `Copy an ECDSA P-256 key from the trust dir into the YubiKey's slot 9c. The
+key then exists on disk as well, which is the point for a backup; the
+card's attestation will not vouch for it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := keyStore(cmd, trustDir)
+			if err != nil {
+				return err
+			}
+			key, err := s.Private(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := open(cmd)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			hk, err := c.Import(key, yubikey.GenerateOptions{Slot: yubikey.RootSlot, Subject: "signet root"})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "copied key %s into slot %s of YubiKey %d\n", hk.ID(), yubikey.RootSlot, c.Serial)
+			return nil
+		},
+	}
+	importCmd.Flags().StringVar(&trustDir, "trust-dir", defaultTrustDir(), "folder of keys and cached trust data")
+	cmd.AddCommand(list, generate, attest, setup, reset, importCmd)
 	return cmd
 }
 

@@ -3,6 +3,7 @@
 package yubikey
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,4 +34,9 @@ func httpGet(url string) ([]byte, error) {
 		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return io.ReadAll(resp.Body)
+}
+
+func sha256Of(s string) []byte {
+	d := sha256.Sum256([]byte(s))
+	return d[:]
 }

@@ -204,9 +204,9 @@ type GenerateOptions struct {
 	Subject string
 }
 
-// Generate makes an ECDSA P-256 key on the card (it never leaves it) and
-// writes a self-signed certificate for it into the slot.
-func (c *Card) Generate(o GenerateOptions) (*keys.HardwareKey, error) {
+// prepare applies the default policies (PIN and touch always), checks
+// the PIN and finds the management key.
+func (c *Card) prepare(o GenerateOptions, doing string) (GenerateOptions, string, []byte, error) {
 	if o.PINPolicy == 0 {
 		o.PINPolicy = piv.PINPolicyAlways
 	}
@@ -215,12 +215,21 @@ func (c *Card) Generate(o GenerateOptions) (*keys.HardwareKey, error) {
 	}
 	pin, err := c.pin()
 	if err != nil {
-		return nil, err
+		return o, "", nil, err
 	}
 	if err := c.yk.VerifyPIN(pin); err != nil {
-		return nil, c.authErr("generate a key", err)
+		return o, "", nil, c.authErr(doing, err)
 	}
-	mk := c.managementKey(pin)
+	return o, pin, c.managementKey(pin), nil
+}
+
+// Generate makes an ECDSA P-256 key on the card (it never leaves it) and
+// writes a self-signed certificate for it into the slot.
+func (c *Card) Generate(o GenerateOptions) (*keys.HardwareKey, error) {
+	o, pin, mk, err := c.prepare(o, "generate a key")
+	if err != nil {
+		return nil, err
+	}
 	pub, err := c.yk.GenerateKey(mk, o.Slot, piv.Key{Algorithm: piv.AlgorithmEC256, PINPolicy: o.PINPolicy, TouchPolicy: o.TouchPolicy})
 	if err != nil {
 		return nil, fmt.Errorf("generate a key in slot %s of YubiKey %d: %w", o.Slot, c.Serial, err)
@@ -229,6 +238,47 @@ func (c *Card) Generate(o GenerateOptions) (*keys.HardwareKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := c.writeCert(o.Slot, pub, hk, o, mk); err != nil {
+		return nil, err
+	}
+	return hk, nil
+}
+
+// Import copies an existing software ECDSA P-256 key into a slot, for
+// teams that want a backup of the root (the key then exists outside the
+// card too; attestation will not vouch for it), and writes a self-signed
+// certificate for it.
+func (c *Card) Import(key data.PrivateKey, o GenerateOptions) (*keys.HardwareKey, error) {
+	priv, ok := key.CryptoSigner().(*ecdsa.PrivateKey)
+	if !ok || priv.Curve.Params().BitSize != 256 {
+		return nil, fmt.Errorf("only ECDSA P-256 keys can go on a YubiKey, not %s", key.Algorithm())
+	}
+	o, pin, mk, err := c.prepare(o, "import a key")
+	if err != nil {
+		return nil, err
+	}
+	if err := c.yk.SetPrivateKeyInsecure(mk, o.Slot, priv, piv.Key{Algorithm: piv.AlgorithmEC256, PINPolicy: o.PINPolicy, TouchPolicy: o.TouchPolicy}); err != nil {
+		return nil, fmt.Errorf("import the key into slot %s of YubiKey %d: %w", o.Slot, c.Serial, err)
+	}
+	hk, err := c.hardwareKey(o.Slot, &priv.PublicKey, pin, o.TouchPolicy)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.writeCert(o.Slot, &priv.PublicKey, hk, o, mk); err != nil {
+		return nil, err
+	}
+	return hk, nil
+}
+
+func (c *Card) touch(slot piv.Slot, tp piv.TouchPolicy) {
+	if c.opts.Touch != nil && (tp == piv.TouchPolicyAlways || tp == piv.TouchPolicyCached) {
+		c.opts.Touch(c.Serial, slot.String())
+	}
+}
+
+// writeCert self-signs a certificate for the slot's key (on the card)
+// and stores it in the slot, where Info and Key find the public key.
+func (c *Card) writeCert(slot piv.Slot, pub crypto.PublicKey, hk *keys.HardwareKey, o GenerateOptions, mk []byte) error {
 	subject := o.Subject
 	if subject == "" {
 		subject = "signet"
@@ -240,25 +290,18 @@ func (c *Card) Generate(o GenerateOptions) (*keys.HardwareKey, error) {
 		NotAfter:     time.Now().AddDate(10, 0, 0),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 	}
-	c.touch(o.Slot, o.TouchPolicy)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, hk.CryptoSigner())
 	if err != nil {
-		return nil, fmt.Errorf("self-sign the certificate of slot %s: %w", o.Slot, err)
+		return fmt.Errorf("self-sign the certificate of slot %s: %w", slot, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := c.yk.SetCertificate(mk, o.Slot, cert); err != nil {
-		return nil, fmt.Errorf("write the certificate of slot %s: %w", o.Slot, err)
+	if err := c.yk.SetCertificate(mk, slot, cert); err != nil {
+		return fmt.Errorf("write the certificate of slot %s: %w", slot, err)
 	}
-	return hk, nil
-}
-
-func (c *Card) touch(slot piv.Slot, tp piv.TouchPolicy) {
-	if c.opts.Touch != nil && (tp == piv.TouchPolicyAlways || tp == piv.TouchPolicyCached) {
-		c.opts.Touch(c.Serial, slot.String())
-	}
+	return nil
 }
 
 // touchSigner calls the touch notice before each signature.

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
+	"math/big"
 	"os"
 	"os/exec"
 	"strings"
@@ -187,4 +188,35 @@ func BenchmarkSign(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestImportSoftwareRoot: a software root key (kept as a backup) copied
+// into the slot signs on the card with the same key ID.
+func TestImportSoftwareRoot(t *testing.T) {
+	c, _, _ := insertCard(t, piv.DefaultPIN)
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	soft, _ := utils.ECDSAToPrivateKey(k)
+	hk, err := c.Import(soft, GenerateOptions{Slot: RootSlot, TouchPolicy: piv.TouchPolicyNever, Subject: "root backup"})
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	if hk.ID() != soft.ID() {
+		t.Fatalf("card key ID %s, software key ID %s", hk.ID(), soft.ID())
+	}
+	ks := &KeyStore{Card: c}
+	got, role, err := ks.GetKey(soft.ID())
+	if err != nil || role != data.CanonicalRootRole {
+		t.Fatalf("key store: %v %v", role, err)
+	}
+	sig, err := got.Sign(rand.Reader, []byte("m"), nil)
+	if err != nil || !ecdsa.Verify(&k.PublicKey, sha256Of("m"), new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
+		t.Fatalf("signature by the imported key does not verify: %v", err)
+	}
+	ed, _ := utils.GenerateED25519Key(rand.Reader)
+	if _, err := c.Import(ed, GenerateOptions{Slot: RootSlot}); err == nil {
+		t.Fatal("an Ed25519 key was accepted")
+	}
 }
