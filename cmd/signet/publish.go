@@ -383,7 +383,7 @@ func lastSegment(image string) string {
 func newInitCmd(g *globalFlags) *cobra.Command {
 	var (
 		tf       trustFlags
-		useYK    bool
+		useYK    string
 		ykSerial uint32
 	)
 	cmd := &cobra.Command{
@@ -394,21 +394,29 @@ trust dir (or a new one), a new repository (targets) key, and the
 snapshot key held by the trust server, as docker does. 'signet sign' does
 this on first use.
 
-With --yubikey the root key lives on a YubiKey (slot 9c): the one there,
-or a new one generated on the device. It never touches the disk.`,
+When a YubiKey is inserted (--yubikey auto, the default) or with
+--yubikey yes, the root key lives on it (slot 9c): the one there, or a new
+one generated on the device and attested. It never touches the disk.
+--yubikey no keeps the root key in the trust dir.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := tf.config(cmd, g)
 			if err != nil {
 				return err
 			}
-			if useYK {
-				ks, closeCard, err := yubikeyRoot(cmd, ykSerial)
+			use, required, err := wantYubikey(useYK)
+			if err != nil {
+				return err
+			}
+			if use {
+				ks, closeCard, err := yubikeyRoot(cmd, ykSerial, required)
 				if err != nil {
 					return err
 				}
 				defer closeCard()
-				c.HardwareKeys = append(c.HardwareKeys, ks)
+				if ks != nil {
+					c.HardwareKeys = append(c.HardwareKeys, ks)
+				}
 			}
 			created, err := publish.Init(cmd.Context(), c, args[0])
 			if err != nil {
@@ -423,7 +431,7 @@ or a new one generated on the device. It never touches the disk.`,
 		},
 	}
 	tf.register(cmd)
-	cmd.Flags().BoolVar(&useYK, "yubikey", false, "keep the root key on a YubiKey (generated on the device if the slot is empty)")
+	cmd.Flags().StringVar(&useYK, "yubikey", "auto", "root key on a YubiKey: auto (if one is inserted), yes or no")
 	cmd.Flags().Uint32Var(&ykSerial, "yubikey-serial", 0, "the YubiKey to use, when several are inserted")
 	return cmd
 }

@@ -241,10 +241,15 @@ func policies(pin, touch string) (piv.PINPolicy, piv.TouchPolicy, error) {
 }
 
 // yubikeyRoot opens the YubiKey for a repository's root key, generating
-// one in slot 9c (on the device, attested) if the slot is empty.
-func yubikeyRoot(cmd *cobra.Command, serial uint32) (trustmanager.KeyStore, func(), error) {
+// one in slot 9c (on the device) if the slot is empty. With required
+// false (--yubikey auto), no card found means no YubiKey (nil store);
+// any other failure is an error.
+func yubikeyRoot(cmd *cobra.Command, serial uint32, required bool) (trustmanager.KeyStore, func(), error) {
 	c, err := yubikey.Open(serial, yubikeyOptions(cmd.ErrOrStderr()))
 	if err != nil {
+		if !required {
+			return nil, func() {}, nil
+		}
 		return nil, nil, err
 	}
 	ks := &yubikey.KeyStore{Card: c}
@@ -257,4 +262,19 @@ func yubikeyRoot(cmd *cobra.Command, serial uint32) (trustmanager.KeyStore, func
 		fmt.Fprintf(cmd.ErrOrStderr(), "generated root key %s on YubiKey %d: it exists only on this card, there is no backup; keep a second YubiKey with its own root key\n", hk.ID(), c.Serial)
 	}
 	return ks, func() { c.Close() }, nil
+}
+
+// wantYubikey decides --yubikey: use reports whether to look for a card,
+// required whether not finding one is an error.
+func wantYubikey(mode string) (use, required bool, err error) {
+	switch mode {
+	case "yes":
+		return true, true, nil
+	case "no":
+		return false, false, nil
+	case "auto", "":
+		names, err := yubikey.Cards()
+		return err == nil && len(names) > 0, false, nil
+	}
+	return false, false, fmt.Errorf("--yubikey %q: use auto, yes or no", mode)
 }

@@ -19,6 +19,14 @@ func newYubikeyCmd() *cobra.Command {
 	}
 }
 
-func yubikeyRoot(*cobra.Command, uint32) (trustmanager.KeyStore, func(), error) {
+func yubikeyRoot(*cobra.Command, uint32, bool) (trustmanager.KeyStore, func(), error) {
 	return nil, nil, yubikey.ErrUnsupported
+}
+
+// wantYubikey: without PC/SC only "no" and "auto" (meaning no) work.
+func wantYubikey(mode string) (use, required bool, err error) {
+	if mode == "yes" {
+		return false, false, yubikey.ErrUnsupported
+	}
+	return false, false, nil
 }
