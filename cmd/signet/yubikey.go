@@ -259,6 +259,11 @@ func yubikeyRoot(cmd *cobra.Command, serial uint32, required bool) (trustmanager
 			c.Close()
 			return nil, nil, err
 		}
+		if a, err := c.Attest(yubikey.RootSlot, nil); err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
+		} else {
+			fmt.Fprintf(cmd.ErrOrStderr(), "attested by Yubico: generated on YubiKey %d (firmware %d.%d.%d)\n", a.Serial, a.Version.Major, a.Version.Minor, a.Version.Patch)
+		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "generated root key %s on YubiKey %d: it exists only on this card, there is no backup; keep a second YubiKey with its own root key\n", hk.ID(), c.Serial)
 	}
 	return ks, func() { c.Close() }, nil
