@@ -131,24 +131,30 @@ func TestWrongPINReportsTriesLeft(t *testing.T) {
 }
 
 func TestSetupAndReset(t *testing.T) {
-	c, _, _ := insertCard(t, "654321")
+	c, _, touches := insertCard(t, "654321")
 	if err := c.Setup("654321", "87654321"); err != nil {
 		t.Fatalf("setup: %v", err)
 	}
 	// The stored management key is found behind the new PIN.
-	if _, err := c.Generate(GenerateOptions{Slot: RootSlot, TouchPolicy: piv.TouchPolicyNever}); err != nil {
+	hk, err := c.Generate(GenerateOptions{Slot: RootSlot, TouchPolicy: piv.TouchPolicyNever})
+	if err != nil {
 		t.Fatalf("generate after setup: %v", err)
+	}
+	// A touch-never slot signs without a touch notice.
+	if _, err := hk.Sign(rand.Reader, []byte("m"), nil); err != nil || len(*touches) != 0 {
+		t.Fatalf("sign on a touch-never slot: %v, touch notices %v", err, *touches)
 	}
 	if err := c.Setup("654321", "87654321"); err == nil {
 		t.Fatal("a second setup succeeded with the default management key")
 	}
-	if info, _ := c.Info(); len(info.Slots) != 1 {
+	info, _ := c.Info()
+	if len(info.Slots) != 1 {
 		t.Fatalf("slots before reset: %+v", info.Slots)
 	}
 	if err := c.Reset(); err != nil {
 		t.Fatalf("reset: %v", err)
 	}
-	info, err := c.Info()
+	info, err = c.Info()
 	if err != nil || len(info.Slots) != 0 || info.PINRetries != 3 {
 		t.Fatalf("after reset: %+v %v", info, err)
 	}
