@@ -96,10 +96,10 @@ second YubiKey with its own root key (thresholds come with root rotation).`,
 		},
 	}
 
-	var pinPolicy, touchPolicy, subject string
+	var pinPolicy, touchPolicy, role, gun, certOut string
 	generate := &cobra.Command{
 		Use:   "generate",
-		Short: "Generate a root key on the YubiKey (slot 9c), attest it, write its certificate to the slot",
+		Short: "Generate a key on the YubiKey (root in 9c, targets in 9a, a signer in 9d), attest it, write its certificate to the slot",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pp, tp, err := policies(pinPolicy, touchPolicy)
@@ -111,23 +111,39 @@ second YubiKey with its own root key (thresholds come with root rotation).`,
 				return err
 			}
 			defer c.Close()
-			hk, err := c.Generate(yubikey.GenerateOptions{Slot: yubikey.RootSlot, PINPolicy: pp, TouchPolicy: tp, Subject: subject})
+			if (role == "targets") != (gun != "") {
+				return errors.New("a targets key needs --gun, and only a targets key takes one")
+			}
+			slot := yubikey.SlotFor(role)
+			hk, err := c.Generate(yubikey.GenerateOptions{Slot: slot, PINPolicy: pp, TouchPolicy: tp, Subject: yubikey.Subject(role, gun)})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "generated root key %s on YubiKey %d (slot %s)\n", hk.ID(), c.Serial, yubikey.RootSlot)
-			if a, err := c.Attest(yubikey.RootSlot, nil); err != nil {
+			fmt.Fprintf(cmd.OutOrStdout(), "generated %s key %s on YubiKey %d (slot %s)\n", role, hk.ID(), c.Serial, slot)
+			if certOut != "" {
+				pemBytes, err := c.CertificatePEM(slot)
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(certOut, pemBytes, 0o644); err != nil {
+					return fmt.Errorf("write %s: %w", certOut, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "certificate written to %s (for signet/notary delegation add)\n", certOut)
+			}
+			if a, err := c.Attest(slot, nil); err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
 			} else {
 				fmt.Fprintf(cmd.OutOrStdout(), "attested by Yubico: serial %d, firmware %d.%d.%d, generated on the device\n", a.Serial, a.Version.Major, a.Version.Minor, a.Version.Patch)
 			}
-			fmt.Fprintln(cmd.ErrOrStderr(), "This key exists only on this YubiKey: there is no backup. Generate a second root on another YubiKey and keep it apart.")
+			fmt.Fprintln(cmd.ErrOrStderr(), "This key exists only on this YubiKey: there is no backup. For a root, generate a second one on another YubiKey and keep it apart.")
 			return nil
 		},
 	}
 	generate.Flags().StringVar(&pinPolicy, "pin-policy", "always", "when the PIN is needed: always, once, never")
 	generate.Flags().StringVar(&touchPolicy, "touch-policy", "always", "when a touch is needed: always, cached, never")
-	generate.Flags().StringVar(&subject, "subject", "signet root", "common name of the slot certificate")
+	generate.Flags().StringVarP(&role, "role", "r", "root", "root, targets (with --gun) or targets/<name> (a signer)")
+	generate.Flags().StringVarP(&gun, "gun", "g", "", "repository of a targets key")
+	generate.Flags().StringVar(&certOut, "cert", "", "also write the slot's certificate (PEM) to this file")
 
 	attest := &cobra.Command{
 		Use:   "attest",
@@ -215,7 +231,7 @@ card's attestation will not vouch for it.`,
 				return err
 			}
 			defer c.Close()
-			hk, err := c.Import(key, yubikey.GenerateOptions{Slot: yubikey.RootSlot, Subject: "signet root"})
+			hk, err := c.Import(key, yubikey.GenerateOptions{Slot: yubikey.RootSlot, Subject: yubikey.Subject("root", "")})
 			if err != nil {
 				return err
 			}
@@ -254,7 +270,7 @@ func yubikeyRoot(cmd *cobra.Command, serial uint32, required bool) (trustmanager
 	}
 	ks := &yubikey.KeyStore{Card: c}
 	if len(ks.ListKeys()) == 0 {
-		hk, err := c.Generate(yubikey.GenerateOptions{Slot: yubikey.RootSlot, Subject: "signet root"})
+		hk, err := c.Generate(yubikey.GenerateOptions{Slot: yubikey.RootSlot, Subject: yubikey.Subject("root", "")})
 		if err != nil {
 			c.Close()
 			return nil, nil, err

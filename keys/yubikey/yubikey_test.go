@@ -226,3 +226,51 @@ func TestImportSoftwareRoot(t *testing.T) {
 		t.Fatal("an Ed25519 key was accepted")
 	}
 }
+
+// TestSignerKeyOnYubiKey: a CI signer whose key is generated on the card
+// (slot 9d) is added as targets/releases with the notary CLI, and signet
+// signs into the delegation on the card.
+func TestSignerKeyOnYubiKey(t *testing.T) {
+	c, _, _ := insertCard(t, piv.DefaultPIN)
+	hk, err := c.Generate(GenerateOptions{Slot: SlotFor("targets/releases"), PINPolicy: piv.PINPolicyOnce, TouchPolicy: piv.TouchPolicyNever, Subject: Subject("targets/releases", "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, err := c.CertificatePEM(SlotFor("targets/releases"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := &KeyStore{Card: c}
+	if info, err := ks.GetKeyInfo(hk.ID()); err != nil || info.Role != "targets/releases" {
+		t.Fatalf("key store sees %+v %v", info, err)
+	}
+
+	reg, server := testservers.Registry(t), testservers.TrustServer(t)
+	env := map[string]string{"SIGNET_ROOT_PASSPHRASE": repoPass, "SIGNET_REPOSITORY_PASSPHRASE": repoPass}
+	admin := publish.Config{TrustDir: t.TempDir(), Server: server, Passphrases: &keys.Retriever{Getenv: func(k string) string { return env[k] }}}
+	gun := reg + "/team/app"
+	if _, err := publish.Init(context.Background(), admin, gun); err != nil {
+		t.Fatal(err)
+	}
+	certFile := t.TempDir() + "/ci.crt"
+	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(testenv.NotaryCLI(t), "-s", server, "-d", admin.TrustDir, "delegation", "add", gun, "targets/releases", certFile, "--all-paths", "-p")
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "NOTARY_ROOT_PASSPHRASE="+repoPass, "NOTARY_TARGETS_PASSPHRASE="+repoPass)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("notary delegation add: %v\n%s", err, out)
+	}
+
+	ci := publish.Config{TrustDir: t.TempDir(), Server: server, Passphrases: &keys.Retriever{}, HardwareKeys: []trustmanagerKeyStore{ks}}
+	image := gun + ":v1"
+	testservers.PushRandom(t, image)
+	signed, err := publish.Sign(context.Background(), ci, []publish.Request{{Image: image}})
+	if err != nil || strings.Join(signed[0].Roles, ",") != "targets/releases" {
+		t.Fatalf("sign with the card's signer key: %+v %v", signed, err)
+	}
+	v, err := publish.Verify(context.Background(), admin, image)
+	if err != nil || v.Role != "targets/releases" {
+		t.Fatalf("verify: %+v %v", v, err)
+	}
+}
