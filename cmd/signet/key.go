@@ -34,14 +34,14 @@ names) or the terminal.`,
 
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List keys: role, repository, key ID and where the key lives",
+		Short: "List keys: role, repository, key ID and where the key lives (file, or YubiKey serial and slot)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := keyStore(cmd, trustDir)
 			if err != nil {
 				return err
 			}
-			printKeys(cmd.OutOrStdout(), s.List())
+			printKeys(cmd.OutOrStdout(), append(s.List(), cardKeys(cmd.ErrOrStderr())...))
 			return nil
 		},
 	}
@@ -110,6 +110,11 @@ is decrypted with the passphrase for its role and stored encrypted again.`,
 			}
 			pemBytes, err := s.Export(args[0])
 			if err != nil {
+				for _, k := range cardKeys(cmd.ErrOrStderr()) {
+					if k.ID == args[0] {
+						return fmt.Errorf("key %s lives on %s and cannot leave it: keep a second YubiKey instead of an export", k.ID, k.Location)
+					}
+				}
 				return err
 			}
 			if output == "" || output == "-" {

@@ -15,6 +15,7 @@ import (
 	"github.com/theupdateframework/notary/trustmanager"
 	"golang.org/x/term"
 
+	"github.com/signet-project/signet/keys"
 	"github.com/signet-project/signet/keys/yubikey"
 )
 
@@ -298,4 +299,27 @@ func wantYubikey(mode string) (use, required bool, err error) {
 		return err == nil && len(names) > 0, false, nil
 	}
 	return false, false, fmt.Errorf("--yubikey %q: use auto, yes or no", mode)
+}
+
+// cardKeys lists the signet keys on inserted YubiKeys, for `signet key
+// list`; no card (or no pcscd) lists nothing.
+func cardKeys(w io.Writer) []keys.Info {
+	names, err := yubikey.Cards()
+	if err != nil {
+		return nil
+	}
+	var out []keys.Info
+	for _, n := range names {
+		c, err := yubikey.OpenReader(n, yubikeyOptions(w))
+		if err != nil {
+			continue
+		}
+		ks := &yubikey.KeyStore{Card: c}
+		for id, ki := range ks.ListKeys() {
+			slot, _ := ks.Slot(id)
+			out = append(out, keys.Info{ID: id, Role: ki.Role.String(), GUN: ki.Gun.String(), Location: fmt.Sprintf("YubiKey %d slot %s", c.Serial, slot)})
+		}
+		c.Close()
+	}
+	return out
 }

@@ -3,9 +3,12 @@
 package main
 
 import (
+	"io"
+
 	"github.com/spf13/cobra"
 	"github.com/theupdateframework/notary/trustmanager"
 
+	"github.com/signet-project/signet/keys"
 	"github.com/signet-project/signet/keys/yubikey"
 )
 
@@ -30,3 +33,5 @@ func wantYubikey(mode string) (use, required bool, err error) {
 	}
 	return false, false, nil
 }
+
+func cardKeys(io.Writer) []keys.Info { return nil }
