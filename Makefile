@@ -11,8 +11,12 @@ export SIGNET_TOOLS := $(TOOLS_BIN)
 
 all: lint build test
 
+# YubiKey support needs libpcsclite (pkg-config, libpcsclite-dev); without
+# it the binary is built with -tags nopcsc and says so when asked.
+PCSC_TAGS := $(shell pkg-config --exists libpcsclite 2>/dev/null || echo -tags nopcsc)
+
 build:
-	$(GO) build -o signet ./cmd/signet
+	$(GO) build $(PCSC_TAGS) -o signet ./cmd/signet
 
 test:
 	PATH="$(TOOLS_BIN):$$PATH" $(GO) test -race -count=1 -timeout 25m ./...

@@ -40,7 +40,10 @@ wait_up() { # url
 crane() { "$TOOLS/crane" "$@"; }
 
 step "build signet"
-go build -o "$WORK/signet" ./cmd/signet
+# YubiKey support needs libpcsclite; without it, build without PC/SC.
+TAGS=()
+pkg-config --exists libpcsclite 2>/dev/null || TAGS=(-tags nopcsc)
+go build "${TAGS[@]}" -o "$WORK/signet" ./cmd/signet
 signet() { (set -x; "$WORK/signet" "$@"); }
 
 step "start a registry ($REG), signet server ($TRUST), signet proxy ($PROXY)"

@@ -61,6 +61,12 @@ install_debian_packages() {
 		log "SIGNET_SKIP_APT=1: not installing Debian packages"
 		return
 	fi
+	if ! pkg-config --exists libpcsclite 2>/dev/null && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+		log "libpcsclite-dev: installing with apt-get (YubiKey support)"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-cache show libpcsclite-dev >/dev/null 2>&1 || apt-get update -qq
+		apt-get install -y -qq --no-install-recommends pkg-config libpcsclite-dev >/dev/null
+	fi
 	if ! command -v skopeo >/dev/null && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
 		log "skopeo: installing with apt-get (proxy end-to-end tests)"
 		export DEBIAN_FRONTEND=noninteractive
