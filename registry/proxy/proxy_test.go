@@ -75,6 +75,9 @@ type env struct {
 	tamper    *tamper
 	now       time.Time
 	trustDown atomic.Bool
+	// trustReplay maps a trust server path to bytes served instead (a
+	// compromised or replaying trust server).
+	trustReplay sync.Map
 }
 
 func newEnv(t testing.TB, mutate func(*Options)) *env {
@@ -89,6 +92,10 @@ func newEnv(t testing.TB, mutate func(*Options)) *env {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if e.trustDown.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		if body, ok := e.trustReplay.Load(r.URL.Path); ok {
+			w.Write(body.([]byte))
 			return
 		}
 		rp.ServeHTTP(w, r)
@@ -387,6 +394,37 @@ func TestFrozenTrustDataDenied(t *testing.T) {
 	e.now = e.now.Add(15 * 24 * time.Hour) // past the timestamp's 14 days
 	_, err := e.pull("team/app:v1")
 	denied(t, err, "expired")
+}
+
+// TestTrustDataRolledBack: the trust server (or a man in the middle)
+// replays an old timestamp after the proxy has seen a newer one; the
+// proxy keeps its verified data while that is valid and never accepts the
+// older state: a tag signed only in the newer state stays served, and
+// once the verified data expires, pulls are denied.
+func TestTrustDataRolledBack(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.RefreshInterval = time.Second })
+	e.push("team/app:v1")
+	e.sign("team/app:v1")
+	tsPath := "/v2/" + e.upstream + "/team/app/_trust/tuf/timestamp.json"
+	resp, err := http.Get(e.trust + tsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldTS, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	e.push("team/app:v2")
+	e.sign("team/app:v2")
+	if _, err := e.pull("team/app:v2"); err != nil {
+		t.Fatalf("pull v2 after signing: %v", err)
+	}
+	e.trustReplay.Store(tsPath, oldTS)
+	e.now = e.now.Add(time.Hour) // refresh due: it sees the old timestamp
+	if _, err := e.pull("team/app:v2"); err != nil {
+		t.Fatalf("the rolled-back timestamp made the proxy forget v2: %v", err)
+	}
+	e.now = e.now.Add(15 * 24 * time.Hour)
+	_, err = e.pull("team/app:v2")
+	denied(t, err, "rollback")
 }
 
 // TestTrustServerDown: with the trust server down the proxy keeps serving
