@@ -10,31 +10,17 @@ import (
 // streamChunk is the read size when streaming blobs.
 const streamChunk = 256 << 10
 
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, streamChunk); return &b }}
+// Each pooled buffer has one spare byte in front for the byte held back
+// from the previous chunk, so every chunk goes out in a single write.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, streamChunk+1); return &b }}
 
-// heldWriter writes a response body but keeps its last byte back until
-// release: a blob whose hash turns out wrong is never complete for the
-// client, even when the upstream sent the right length.
+// heldWriter tracks the last byte of the body, kept back until release:
+// a blob whose hash turns out wrong is never complete for the client,
+// even when the upstream sent the right length.
 type heldWriter struct {
 	w       io.Writer
 	held    byte
 	hasHeld bool
-}
-
-func (hw *heldWriter) write(p []byte) error {
-	if len(p) == 0 {
-		return nil
-	}
-	if hw.hasHeld {
-		if _, err := hw.w.Write([]byte{hw.held}); err != nil {
-			return err
-		}
-	}
-	if _, err := hw.w.Write(p[:len(p)-1]); err != nil {
-		return err
-	}
-	hw.held, hw.hasHeld = p[len(p)-1], true
-	return nil
 }
 
 // release sends the byte held back.
@@ -49,14 +35,14 @@ func (hw *heldWriter) release() error {
 
 type chunk struct {
 	buf *[]byte
-	n   int
+	n   int // data in (*buf)[1 : 1+n]
 }
 
-// streamHashed copies body to w through a heldWriter, hashing it in a
-// second goroutine so hashing overlaps the copy. Memory is four chunks
-// per stream, whatever the blob's size. It returns the writer (to release
-// the last byte once the hash is checked), the bytes read and their
-// sha256.
+// streamHashed copies body to w, hashing it in a second goroutine so
+// hashing overlaps the copy, and keeps the body's last byte back (see
+// heldWriter). Memory is four chunks per stream, whatever the blob's
+// size. It returns the writer (to release the last byte once the hash is
+// checked), the bytes read and their sha256.
 func streamHashed(w http.ResponseWriter, body io.Reader) (*heldWriter, int64, []byte, error) {
 	hw := &heldWriter{w: w}
 	hash := sha256.New()
@@ -70,7 +56,7 @@ func streamHashed(w http.ResponseWriter, body io.Reader) (*heldWriter, int64, []
 	go func() {
 		defer close(hashed)
 		for c := range toHash {
-			hash.Write((*c.buf)[:c.n]) //nolint:errcheck // hash writes never fail
+			hash.Write((*c.buf)[1 : 1+c.n]) //nolint:errcheck // hash writes never fail
 			free <- c.buf
 		}
 	}()
@@ -80,13 +66,20 @@ func streamHashed(w http.ResponseWriter, body io.Reader) (*heldWriter, int64, []
 	)
 	for {
 		b := <-free
-		n, rerr := body.Read(*b)
+		n, rerr := body.Read((*b)[1:])
 		if n == 0 {
 			free <- b
 		} else {
 			total += int64(n)
+			// Byte 0 is set before the hasher sees the buffer; the hasher
+			// reads only bytes 1..n, the writer only reads.
+			start := 1
+			if hw.hasHeld {
+				(*b)[0], start = hw.held, 0
+			}
+			hw.held, hw.hasHeld = (*b)[n], true
 			toHash <- chunk{b, n}
-			if werr := hw.write((*b)[:n]); werr != nil {
+			if _, werr := w.Write((*b)[start:n]); werr != nil {
 				err = werr
 				break
 			}
