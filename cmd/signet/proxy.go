@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"time"
@@ -109,13 +108,9 @@ func runProxy(cmd *cobra.Command, g *globalFlags, f *proxyFlags) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", f.addr)
+	ln, scheme, err := listen(f.addr, tlsConfig)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", f.addr, err)
-	}
-	scheme := "http"
-	if tlsConfig != nil {
-		scheme = "https"
+		return err
 	}
 	for _, r := range pol.Rules {
 		logger.Info("policy rule", "name", r.Name, "match", r.Match, "trust_server", r.TrustServer, "tofu", r.Pin.TOFU, "mode", r.Mode)

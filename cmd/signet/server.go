@@ -131,13 +131,9 @@ func runServer(cmd *cobra.Command, g *globalFlags, f *serverFlags) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", f.addr)
+	ln, scheme, err := listen(f.addr, tlsConfig)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", f.addr, err)
-	}
-	scheme := "http"
-	if tlsConfig != nil {
-		scheme = "https"
+		return err
 	}
 	logger.Info("trust server listening", "url", scheme+"://"+ln.Addr().String(), "db", string(store.Dialect()), "auth", f.authMode)
 	fmt.Fprintf(cmd.OutOrStdout(), "signet trust server on %s://%s\n", scheme, ln.Addr())
@@ -209,6 +205,18 @@ func buildTLS(f *serverFlags, logger interface{ Info(string, ...any) }) (*tls.Co
 		return nil, fmt.Errorf("--tls-cert and --tls-key go together")
 	}
 	return serverTLS(certFile, keyFile)
+}
+
+// listen opens addr and names the URL scheme clients use.
+func listen(addr string, tlsConfig *tls.Config) (net.Listener, string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	if tlsConfig != nil {
+		return ln, "https", nil
+	}
+	return ln, "http", nil
 }
 
 // serverTLS loads a certificate and key into a TLS 1.2+ server config.
