@@ -24,7 +24,8 @@ type Source struct {
 // Refresher caches verified results per source and refreshes them at
 // most every Interval; a burst of requests shares one refresh
 // (singleflight). When a refresh fails, the last verified result is used
-// until its metadata expires; after that, Get fails.
+// until its metadata expires, and the trust server is tried again only
+// after another Interval; once the result expires, Get fails.
 type Refresher struct {
 	// Interval between refreshes (default 30s).
 	Interval time.Duration
@@ -45,9 +46,11 @@ type Refresher struct {
 }
 
 type entry struct {
-	state     *State
-	result    *Result
-	refreshed time.Time
+	state  *State
+	result *Result
+	// checked is the last refresh attempt, successful or not: a failing
+	// trust server is asked again after Interval, not on every request.
+	checked time.Time
 }
 
 func (r *Refresher) now() time.Time {
@@ -75,7 +78,7 @@ func (r *Refresher) Get(ctx context.Context, src Source) (res *Result, cached bo
 	r.mu.Lock()
 	e := r.entries[src.Key]
 	r.mu.Unlock()
-	if e != nil && now.Sub(e.refreshed) < interval && now.Before(e.result.Expires) {
+	if e != nil && now.Sub(e.checked) < interval && now.Before(e.result.Expires) {
 		return e.result, true, nil
 	}
 	v, err, _ := r.group.Do(src.Key, func() (any, error) {
@@ -112,6 +115,9 @@ func (r *Refresher) refresh(ctx context.Context, src Source) (*Result, error) {
 			}
 			r.logger().Log(ctx, level, "trust refresh failed; using verified data until it expires",
 				"gun", src.GUN, "expires", e.result.Expires, "err", err)
+			r.mu.Lock()
+			e.checked = now
+			r.mu.Unlock()
 			return e.result, nil
 		}
 		return nil, err
@@ -129,12 +135,12 @@ func (r *Refresher) refresh(ctx context.Context, src Source) (*Result, error) {
 		var oldest string
 		var t time.Time
 		for k, v := range r.entries {
-			if oldest == "" || v.refreshed.Before(t) {
-				oldest, t = k, v.refreshed
+			if oldest == "" || v.checked.Before(t) {
+				oldest, t = k, v.checked
 			}
 		}
 		delete(r.entries, oldest)
 	}
-	r.entries[src.Key] = &entry{state: state, result: res, refreshed: now}
+	r.entries[src.Key] = &entry{state: state, result: res, checked: now}
 	return res, nil
 }

@@ -436,11 +436,21 @@ func TestRefresherCachesAndSurvivesOutage(t *testing.T) {
 	if _, cached, _ := r.Get(context.Background(), src); !cached {
 		t.Fatal("second Get within the interval was not cached")
 	}
-	// Trust server down: verified data is used until the timestamp expires.
+	// Trust server down: verified data is used until the timestamp expires,
+	// and the server is retried once per interval, not per request.
 	f.down = true
 	now = now.Add(2 * time.Minute)
 	if res, _, err := r.Get(context.Background(), src); err != nil || res.Targets["targets"]["v1"].Length != 11 {
 		t.Fatalf("during outage: %v", err)
+	}
+	tried := f.calls
+	for i := 0; i < 10; i++ {
+		if _, cached, err := r.Get(context.Background(), src); err != nil || !cached {
+			t.Fatalf("request %d during the outage: cached %v, %v", i, cached, err)
+		}
+	}
+	if f.calls != tried {
+		t.Fatalf("%d fetches for 10 requests within one interval of a failed refresh", f.calls-tried)
 	}
 	now = now.Add(15 * 24 * time.Hour)
 	if _, _, err := r.Get(context.Background(), src); err == nil {
