@@ -237,11 +237,17 @@ func Push(ctx context.Context, c Config, src, image string, allowUnsigned bool) 
 	if err != nil {
 		return Signed{}, nil, err
 	}
-	signed, err := Sign(ctx, c, []Request{{Image: tag.String(), Digest: "sha256:" + t.Digest.Hex, Size: t.Size}})
+	// Sign with the repository checked above: no second trust server
+	// handshake between push and sign.
+	sum, err := hex.DecodeString(t.Digest.Hex)
+	if err != nil {
+		return Signed{}, nil, fmt.Errorf("%s was pushed as %s but NOT signed: %w", tag, t.Digest, err)
+	}
+	res, err := repo.Sign(ctx, []trust.Target{{Tag: tag.TagStr(), SHA256: sum, Size: t.Size}})
 	if err != nil {
 		return Signed{}, nil, fmt.Errorf("%s was pushed as sha256:%s but NOT signed: %w", tag, t.Digest.Hex, err)
 	}
-	return signed[0], nil, nil
+	return Signed{Image: tag.String(), GUN: t.GUN, Tag: tag.TagStr(), Digest: "sha256:" + t.Digest.Hex, Size: t.Size, Roles: res.Roles, Init: res.Initialized}, nil, nil
 }
 
 // Verified is a tag whose served digest is the signed one.
