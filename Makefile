@@ -7,7 +7,7 @@ TOOLS_BIN := $(CURDIR)/.tools/bin
 # Tests find notary, notary-server (and benchstat) here; see internal/testenv.
 export SIGNET_TOOLS := $(TOOLS_BIN)
 
-.PHONY: all build test lint tools ci demo bench
+.PHONY: all build test lint tools ci demo bench fuzz
 
 all: lint build test
 
@@ -27,6 +27,28 @@ lint:
 	if [ -n "$$files" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$files"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags nopcsc ./...
+
+# A short run of every fuzz target of untrusted input (FUZZTIME each); CI
+# runs it. The corpora found are kept under testdata/fuzz and replayed
+# by make test.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := \
+	./trust/verify:FuzzUpdate \
+	./registry/proxy:FuzzLoadFile \
+	./registry/proxy:FuzzParseRequest \
+	./registry/proxy:FuzzCheckRequest \
+	./trust/server:FuzzParseRoute \
+	./trust/server:FuzzReadUpdate \
+	./trust/server/auth:FuzzBearerToken \
+	./trust/server/auth:FuzzTokenAuthorize \
+	./trust/server/auth:FuzzParseHtpasswd
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
 
 tools:
 	bash scripts/install-tools.sh

@@ -89,18 +89,3 @@ func GUN(repo name.Repository) string {
 	}
 	return n
 }
-
-// Resolve asks the registry which manifest a tag names now.
-func Resolve(ctx context.Context, tag name.Tag, opts Options) (Target, error) {
-	desc, err := remote.Head(tag, opts.remote(ctx)...)
-	if err != nil {
-		// Some registries answer HEAD badly; GET is the fallback.
-		got, gerr := remote.Get(tag, opts.remote(ctx)...)
-		if gerr != nil {
-			return Target{}, fmt.Errorf("resolve %s: %w", tag, gerr)
-		}
-		desc = &got.Descriptor
-		desc.Size = int64(len(got.Manifest))
-	}
-	return Target{Ref: tag, GUN: GUN(tag.Context()), Digest: desc.Digest, Size: desc.Size, MediaType: desc.MediaType}, nil
-}

@@ -36,6 +36,9 @@ func (e *DenyError) Error() string {
 	case ReasonNoTrustData:
 		return fmt.Sprintf("%s: no trust data on the trust server: sign it first (signet sign)", e.Image)
 	case ReasonNotSigned:
+		if e.Err != nil {
+			return fmt.Sprintf("%s: tag is %v", e.Image, e.Err)
+		}
 		return fmt.Sprintf("%s: tag is not signed in targets/releases or targets", e.Image)
 	case ReasonMismatch:
 		if string(e.Served) == string(e.Signed) {

@@ -1,17 +1,14 @@
 package trust
 
 import (
-	"context"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"path/filepath"
+	"fmt"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/theupdateframework/notary/client"
 	"github.com/theupdateframework/notary/tuf/data"
+
+	"github.com/signet-project/signet/trust/verify"
 )
 
 // releasedSigner is docker's name for signatures in targets or
@@ -48,107 +45,78 @@ type Key struct {
 	ID string `json:"ID"`
 }
 
-// Inspect reads the repository's trust data as `docker trust inspect`
-// does. name is what the user called the image.
-func (r *Repo) Inspect(ctx context.Context, name string) (Inspection, error) {
-	out := Inspection{Name: name, SignedTags: []SignedTag{}, Signers: []Signer{}, AdministrativeKeys: []Signer{}}
-	all, err := r.nr.GetAllTargetMetadataByName("")
+// Inspect builds `docker trust inspect`'s view of a repository from
+// trust data verified by the engine (trust/verify, read with
+// AllDelegations), following docker's rules field by field:
+//   - SignedTags: each tag the engine accepts along docker's path
+//     (targets/releases, then targets), with the delegations other than
+//     targets/releases that signed the same digest, or "Repo Admin" when
+//     none did;
+//   - Signers: every delegation but targets/releases, named without
+//     "targets/", with its key IDs, sorted by name;
+//   - AdministrativeKeys: "Root" and "Repository" (targets) key IDs as
+//     root.json lists them.
+//
+// name is what the user called the image. notes say what the reader
+// should know and docker's format has no field for: delegations that are
+// disabled (no keys) or failed verification.
+func Inspect(name, gun string, res *verify.Result) (out Inspection, notes []string) {
+	out = Inspection{Name: name, SignedTags: []SignedTag{}, Signers: []Signer{}, AdministrativeKeys: []Signer{}, Expires: map[string]time.Time{}}
+	var delegations []*verify.Role
+	for _, r := range res.Roles {
+		if data.IsDelegation(data.RoleName(r.Name)) {
+			delegations = append(delegations, r)
+		}
+		if r.Status == verify.RoleVerified {
+			out.Expires[r.Name] = r.Expires.UTC()
+		}
+	}
+	sort.Slice(delegations, func(i, j int) bool { return delegations[i].Name < delegations[j].Name })
+	tags, targets, err := res.Signed(gun, verify.Rule{})
 	if err != nil {
-		var notExist client.ErrRepositoryNotExist
-		if errors.As(err, &notExist) {
-			return out, &DenyError{Image: r.gun.String(), Reason: ReasonNoTrustData}
-		}
-		return out, r.wrap("read trust data of", err)
+		notes = append(notes, fmt.Sprintf("no tag is trusted: %v", err))
 	}
-	out.SignedTags = releasedTags(all)
-
-	roles, err := r.nr.ListRoles()
-	if err != nil {
-		return out, r.wrap("read roles of", err)
-	}
-	sort.Slice(roles, func(i, j int) bool { return roles[i].Name < roles[j].Name })
-	for _, role := range roles {
-		keys := make([]Key, 0, len(role.KeyIDs))
-		ids := append([]string(nil), role.KeyIDs...)
-		sort.Strings(ids)
-		for _, id := range ids {
-			keys = append(keys, Key{ID: id})
-		}
-		switch {
-		case role.Name == data.CanonicalRootRole:
-			out.AdministrativeKeys = append([]Signer{{Name: "Root", Keys: keys}}, out.AdministrativeKeys...)
-		case role.Name == data.CanonicalTargetsRole:
-			out.AdministrativeKeys = append(out.AdministrativeKeys, Signer{Name: "Repository", Keys: keys})
-		case data.IsDelegation(role.Name) && role.Name != ReleasesRole:
-			out.Signers = append(out.Signers, Signer{Name: strings.TrimPrefix(role.Name.String(), "targets/"), Keys: keys})
-		}
-	}
-	out.Expires = r.expiries(roles)
-	return out, nil
-}
-
-// releasedTags follows docker: tags signed in targets or targets/releases,
-// each with the delegations that signed the same digest.
-func releasedTags(all []client.TargetSignedStruct) []SignedTag {
-	type key struct{ tag, digest string }
-	released := map[key][]string{}
-	for _, t := range all {
-		if isReleased(t.Role.Name) {
-			k := key{t.Target.Name, hex.EncodeToString(t.Target.Hashes["sha256"])}
-			if _, ok := released[k]; !ok {
-				released[k] = []string{}
+	for _, tag := range tags {
+		t := targets[tag]
+		row := SignedTag{SignedTag: tag, Digest: t.HexSHA256(), Signers: []string{}}
+		for _, d := range delegations {
+			if d.Name == ReleasesRole.String() || d.Status != verify.RoleVerified {
+				continue
+			}
+			if o, ok := d.Targets[tag]; ok && string(o.SHA256) == string(t.SHA256) {
+				row.Signers = append(row.Signers, strings.TrimPrefix(d.Name, "targets/"))
 			}
 		}
-	}
-	for _, t := range all {
-		k := key{t.Target.Name, hex.EncodeToString(t.Target.Hashes["sha256"])}
-		if signers, ok := released[k]; ok {
-			name := releasedSigner
-			if !isReleased(t.Role.Name) {
-				name = strings.TrimPrefix(t.Role.Name.String(), "targets/")
-			}
-			if !contains(signers, name) {
-				released[k] = append(signers, name)
-			}
+		if len(row.Signers) == 0 {
+			row.Signers = []string{releasedSigner}
 		}
+		out.SignedTags = append(out.SignedTags, row)
 	}
-	out := make([]SignedTag, 0, len(released))
-	for k, signers := range released {
-		sort.Strings(signers)
-		out = append(out, SignedTag{SignedTag: k.tag, Digest: k.digest, Signers: signers})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].SignedTag < out[j].SignedTag })
-	return out
-}
-
-func isReleased(role data.RoleName) bool {
-	return role == data.CanonicalTargetsRole || role == ReleasesRole
-}
-
-// expiries reads the expiry of each role from the metadata the client
-// has just fetched and verified into the cache.
-func (r *Repo) expiries(roles []client.RoleWithSignatures) map[string]time.Time {
-	names := []string{"root", "targets", "snapshot", "timestamp"}
-	for _, role := range roles {
-		if data.IsDelegation(role.Name) {
-			names = append(names, role.Name.String())
+	for _, d := range delegations {
+		switch d.Status {
+		case verify.RoleDisabled:
+			notes = append(notes, fmt.Sprintf("%s has no keys: it is disabled and nothing it signed is trusted", d.Name))
+		case verify.RoleFailed:
+			notes = append(notes, fmt.Sprintf("%s failed verification and is not trusted: %v", d.Name, d.Err))
 		}
-	}
-	out := map[string]time.Time{}
-	dir := filepath.Join(r.opts.TrustDir, "tuf", filepath.FromSlash(r.gun.String()), "metadata")
-	for _, n := range names {
-		raw, err := readCapped(filepath.Join(dir, filepath.FromSlash(n)+".json"), 16<<20)
-		if err != nil {
+		if d.Name == ReleasesRole.String() {
 			continue
 		}
-		var meta struct {
-			Signed struct {
-				Expires time.Time `json:"expires"`
-			} `json:"signed"`
-		}
-		if json.Unmarshal(raw, &meta) == nil && !meta.Signed.Expires.IsZero() {
-			out[n] = meta.Signed.Expires.UTC()
-		}
+		out.Signers = append(out.Signers, Signer{Name: strings.TrimPrefix(d.Name, "targets/"), Keys: keyList(d.KeyIDs)})
+	}
+	if r, ok := res.Roles[data.CanonicalRootRole.String()]; ok {
+		out.AdministrativeKeys = append(out.AdministrativeKeys, Signer{Name: "Root", Keys: keyList(r.KeyIDs)})
+	}
+	if r, ok := res.Roles[data.CanonicalTargetsRole.String()]; ok {
+		out.AdministrativeKeys = append(out.AdministrativeKeys, Signer{Name: "Repository", Keys: keyList(r.KeyIDs)})
+	}
+	return out, notes
+}
+
+func keyList(ids []string) []Key {
+	out := make([]Key, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, Key{ID: id})
 	}
 	return out
 }

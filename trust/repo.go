@@ -12,9 +12,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path"
-	"path/filepath"
 	"strings"
 
 	"github.com/theupdateframework/notary/client"
@@ -53,6 +53,9 @@ type Options struct {
 	// HardwareKeys are key stores on devices (a YubiKey's root key); they
 	// come first, so a root key on a card is used before one on disk.
 	HardwareKeys []trustmanager.KeyStore
+	// Logger receives progress logs (retries after a conflict); nil
+	// discards them.
+	Logger *slog.Logger
 }
 
 // Repo is one repository's trust data.
@@ -61,6 +64,18 @@ type Repo struct {
 	opts Options
 	nr   client.Repository
 	cs   *cryptoservice.CryptoService
+	// keyErr is why the trust dir's key files cannot be used (a file
+	// that cannot be read), or nil.
+	keyErr error
+	// answers remembers the trust server's last error answer.
+	answers *answers
+	// cacheDir holds the cached metadata (tuf/<gun>/metadata).
+	cacheDir string
+	// newClient makes a notary client with no state in memory (for a
+	// retry after a conflict).
+	newClient func() (client.Repository, error)
+	retry     retryPolicy
+	log       *slog.Logger
 }
 
 // Open prepares access to gun's trust data; it does no network I/O.
@@ -81,15 +96,25 @@ func Open(gun string, opts Options) (*Repo, error) {
 		rt = http.DefaultTransport
 	}
 	g := data.GUN(gun)
-	cache, err := store.NewFileStore(filepath.Join(opts.TrustDir, "tuf", filepath.FromSlash(gun), "metadata"), "json")
+	dir := cacheDir(opts.TrustDir, gun)
+	if err := checkCachedRoot(g, dir); err != nil {
+		return nil, err
+	}
+	cache, err := store.NewFileStore(dir, "json")
 	if err != nil {
 		return nil, fmt.Errorf("open metadata cache for %q: %w", gun, err)
 	}
-	ks, err := trustmanager.NewKeyFileStore(opts.TrustDir, opts.Passphrases.PassRetriever())
-	if err != nil {
-		return nil, fmt.Errorf("open key store in %q: %w", opts.TrustDir, err)
+	stores := append([]trustmanager.KeyStore{}, opts.HardwareKeys...)
+	// A key file that cannot be read stops every use of keys (see
+	// keyFiles); reading trust data goes on without the key files.
+	keyErr := keys.CheckFiles(opts.TrustDir)
+	if keyErr == nil {
+		ks, err := trustmanager.NewKeyFileStore(opts.TrustDir, opts.Passphrases.PassRetriever())
+		if err != nil {
+			return nil, fmt.Errorf("open key store in %q: %w", opts.TrustDir, err)
+		}
+		stores = append(stores, ks)
 	}
-	stores := append(append([]trustmanager.KeyStore{}, opts.HardwareKeys...), ks)
 	if len(opts.ExtraKeys) > 0 {
 		mem := memKeys{}
 		for _, k := range opts.ExtraKeys {
@@ -98,15 +123,23 @@ func Open(gun string, opts Options) (*Repo, error) {
 		stores = append([]trustmanager.KeyStore{mem}, stores...)
 	}
 	cs := cryptoservice.NewCryptoService(stores...)
-	remote, err := store.NewHTTPStore(strings.TrimSuffix(opts.Server, "/")+"/v2/"+gun+"/_trust/tuf/", "", "json", "key", rt)
+	ans := &answers{server: opts.Server, next: rt}
+	remote, err := store.NewHTTPStore(strings.TrimSuffix(opts.Server, "/")+"/v2/"+gun+"/_trust/tuf/", "", "json", "key", ans)
 	if err != nil {
 		return nil, fmt.Errorf("trust server %q: %w", opts.Server, err)
 	}
-	nr, err := client.NewRepository(g, opts.Server, remote, cache, opts.TrustPinning, cs, changelist.NewMemChangelist())
+	newClient := func() (client.Repository, error) {
+		return client.NewRepository(g, opts.Server, remote, cache, opts.TrustPinning, cs, changelist.NewMemChangelist())
+	}
+	nr, err := newClient()
 	if err != nil {
 		return nil, fmt.Errorf("open trust data for %q: %w", gun, err)
 	}
-	return &Repo{gun: g, opts: opts, nr: nr, cs: cs}, nil
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Repo{gun: g, opts: opts, nr: nr, cs: cs, keyErr: keyErr, answers: ans, cacheDir: dir, newClient: newClient, retry: defaultRetry, log: logger}, nil
 }
 
 // GUN returns the repository's name.
@@ -149,6 +182,14 @@ func (r *Repo) wrap(doing string, err error) error {
 			return fmt.Errorf("%s %s: %w", doing, r.gun, perr)
 		}
 	}
+	// notary keeps only the status of an error answer; the transport
+	// kept the server's code and message.
+	if fromServer(err) {
+		if last := r.answers.take(); last != nil {
+			last.Err = err
+			return fmt.Errorf("%s %s: %w", doing, r.gun, last)
+		}
+	}
 	var offline store.ErrOffline
 	if errors.As(err, &offline) {
 		return fmt.Errorf("%s %s: trust server %s is unreachable", doing, r.gun, r.opts.Server)
@@ -179,6 +220,9 @@ func (r *Repo) exists() (bool, error) {
 // nothing by itself: the next Sign or Publish does. created is false if
 // the repository already exists.
 func (r *Repo) Init(ctx context.Context) (created bool, err error) {
+	if err := r.keyFiles(); err != nil {
+		return false, err
+	}
 	ok, err := r.exists()
 	if err != nil {
 		return false, r.wrap("read trust data of", err)
@@ -194,6 +238,13 @@ func (r *Repo) Init(ctx context.Context) (created bool, err error) {
 		return false, r.wrap("initialise", err)
 	}
 	return true, nil
+}
+
+// keyFiles returns why the trust dir's key files cannot be used: a key
+// file that cannot be read (a *keys.FileError). notary's key store would
+// skip it, and Init would then make a new root key beside a damaged one.
+func (r *Repo) keyFiles() error {
+	return r.keyErr
 }
 
 // rootKey returns the ID of a root key in the trust dir, creating one if
@@ -268,7 +319,9 @@ type SignResult struct {
 }
 
 // Sign signs targets into the roles docker would and publishes once. A
-// repository without trust data is initialised first.
+// repository without trust data is initialised first. If another
+// publisher changes the repository meanwhile, Sign fetches the new trust
+// data and signs again on top of it (a few times at most).
 func (r *Repo) Sign(ctx context.Context, targets []Target) (SignResult, error) {
 	var res SignResult
 	if len(targets) == 0 {
@@ -279,25 +332,36 @@ func (r *Repo) Sign(ctx context.Context, targets []Target) (SignResult, error) {
 			return res, err
 		}
 	}
-	created, err := r.Init(ctx)
-	if err != nil {
-		return res, err
-	}
-	res.Initialized = created
+	err := r.publishRetrying(ctx, "sign", func() (bool, error) {
+		res = SignResult{}
+		created, err := r.Init(ctx)
+		if err != nil {
+			return false, err
+		}
+		res.Initialized = created
+		return created, r.stageAndPublish(ctx, targets, &res)
+	})
+	return res, err
+}
+
+// stageAndPublish stages targets into the roles docker would and
+// publishes.
+func (r *Repo) stageAndPublish(ctx context.Context, targets []Target, res *SignResult) error {
 	s := &signer{}
-	if !created {
+	if !res.Initialized {
+		var err error
 		if s, err = r.signer(); err != nil {
-			return res, r.wrap("read delegations of", err)
+			return r.wrap("read delegations of", err)
 		}
 	}
 	for _, t := range targets {
 		rs, err := s.roles(t.Tag)
 		if err != nil {
-			return res, r.wrap("sign", err)
+			return r.wrap("sign", err)
 		}
 		target := &client.Target{Name: t.Tag, Hashes: data.Hashes{"sha256": t.SHA256}, Length: t.Size}
 		if err := r.nr.AddTarget(target, rs...); err != nil {
-			return res, r.wrap("stage "+t.Tag+" of", err)
+			return r.wrap("stage "+t.Tag+" of", err)
 		}
 		for _, role := range rs {
 			if !contains(res.Roles, role.String()) {
@@ -305,10 +369,7 @@ func (r *Repo) Sign(ctx context.Context, targets []Target) (SignResult, error) {
 			}
 		}
 	}
-	if err := r.Publish(ctx); err != nil {
-		return res, err
-	}
-	return res, nil
+	return r.Publish(ctx)
 }
 
 func contains(list []string, s string) bool {
@@ -334,8 +395,26 @@ func checkTarget(t Target) error {
 }
 
 // Revoke removes the signatures of tags from every role the trust dir can
-// sign, and publishes once. With no tags it revokes every signed tag.
+// sign, and publishes once. With no tags it revokes every signed tag. If
+// another publisher changes the repository meanwhile, Revoke fetches the
+// new trust data and revokes again on top of it (a few times at most).
 func (r *Repo) Revoke(ctx context.Context, tags []string) ([]string, error) {
+	if err := r.keyFiles(); err != nil {
+		return nil, err
+	}
+	var revoked []string
+	err := r.publishRetrying(ctx, "revoke", func() (bool, error) {
+		var err error
+		revoked, err = r.revokeOnce(ctx, tags)
+		return false, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return revoked, nil
+}
+
+func (r *Repo) revokeOnce(ctx context.Context, tags []string) ([]string, error) {
 	ok, err := r.exists()
 	if err != nil {
 		return nil, r.wrap("read trust data of", err)
@@ -378,34 +457,13 @@ func (r *Repo) Revoke(ctx context.Context, tags []string) ([]string, error) {
 	return tags, nil
 }
 
-// Lookup returns the signed target for tag with docker's rule: the one
-// in targets/releases if there is one, else the one in targets. A tag
-// that is not signed, or a repository without trust data, is a
-// *DenyError.
-func (r *Repo) Lookup(ctx context.Context, tag string) (SignedTarget, error) {
-	t, err := r.nr.GetTargetByName(tag, ReleasesRole, data.CanonicalTargetsRole)
-	if err != nil {
-		var notExist client.ErrRepositoryNotExist
-		var noTarget client.ErrNoSuchTarget
-		switch {
-		case errors.As(err, &notExist):
-			return SignedTarget{}, &DenyError{Image: r.gun.String() + ":" + tag, Reason: ReasonNoTrustData}
-		case errors.As(err, &noTarget):
-			return SignedTarget{}, &DenyError{Image: r.gun.String() + ":" + tag, Reason: ReasonNotSigned}
-		}
-		return SignedTarget{}, &DenyError{Image: r.gun.String() + ":" + tag, Reason: ReasonTrustData, Err: r.wrap("read trust data of", err)}
-	}
-	sum, ok := t.Hashes["sha256"]
-	if !ok || len(sum) != 32 {
-		return SignedTarget{}, &DenyError{Image: r.gun.String() + ":" + tag, Reason: ReasonTrustData, Err: errors.New("signed target has no sha256")}
-	}
-	return SignedTarget{Tag: t.Name, SHA256: sum, Size: t.Length, Role: t.Role.String()}, nil
-}
-
 // Preflight checks, before anything is pushed, that tag could be signed:
 // the trust server answers and the keys needed can be unlocked (the root
 // and repository keys for a new repository, the signer keys otherwise).
 func (r *Repo) Preflight(ctx context.Context, tag string) error {
+	if err := r.keyFiles(); err != nil {
+		return err
+	}
 	ok, err := r.exists()
 	if err != nil {
 		return r.wrap("read trust data of", err)

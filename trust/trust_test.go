@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/signet-project/signet/internal/testservers"
-	"github.com/signet-project/signet/keys"
 )
 
 func TestCheckServerURL(t *testing.T) {
@@ -47,14 +46,10 @@ func TestCheckAndDenyMessages(t *testing.T) {
 	}
 }
 
-// TestLookupOnEmptyServer: a repository without trust data is a denial,
+// TestReadOnEmptyServer: a repository without trust data is a denial,
 // not an infrastructure error.
-func TestLookupOnEmptyServer(t *testing.T) {
-	r, err := Open("registry.example.com/none", Options{TrustDir: t.TempDir(), Server: testservers.TrustServer(t), Passphrases: &keys.Retriever{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = r.Lookup(context.Background(), "v1")
+func TestReadOnEmptyServer(t *testing.T) {
+	_, err := Read(context.Background(), "registry.example.com/none", ReadOptions{TrustDir: t.TempDir(), Server: testservers.TrustServer(t)})
 	var d *DenyError
 	if !errors.As(err, &d) || d.Reason != ReasonNoTrustData {
 		t.Fatalf("lookup: %v", err)

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,14 +13,20 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := newRootCmd().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "signet:", err)
-		code := 1
-		var ee *exitError
-		if errors.As(err, &ee) {
-			code = ee.code
-		}
+	root := newRootCmd()
+	if err := root.ExecuteContext(ctx); err != nil {
+		printError(root, os.Stderr, err)
 		stop()
-		os.Exit(code)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is the process status for a command's error: 1 unless the
+// command chose another (signet verify: 2 when it could not check).
+func exitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
 }

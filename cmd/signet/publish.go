@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -56,7 +57,7 @@ pushed unless --allow-unsigned is given.`,
 				return err
 			}
 			if !quiet {
-				c.Registry.Progress = progress(cmd.ErrOrStderr())
+				c.Registry.Progress = progress(cmd.ErrOrStderr(), g.jsonLogs(), c.Logger)
 			}
 			s, unsigned, err := publish.Push(cmd.Context(), c, args[0], args[1], allowUnsigned)
 			if err != nil {
@@ -77,20 +78,33 @@ pushed unless --allow-unsigned is given.`,
 }
 
 // progress prints upload progress to w at most every half second and
-// returns the channel go-containerregistry reports on.
-func progress(w io.Writer) chan v1.Update {
+// returns the channel go-containerregistry reports on. With JSON logs it
+// logs through logger instead, so that every stderr line is JSON.
+func progress(w io.Writer, jsonLogs bool, logger *slog.Logger) chan v1.Update {
 	ch := make(chan v1.Update, 64)
+	report := func(u v1.Update, done bool) {
+		switch {
+		case jsonLogs && done:
+			logger.Info("uploaded", "bytes", u.Total)
+		case jsonLogs:
+			logger.Info("uploading", "complete", u.Complete, "total", u.Total)
+		case done:
+			fmt.Fprintf(w, "uploaded: %d bytes\n", u.Total)
+		default:
+			fmt.Fprintf(w, "uploading: %d/%d bytes (%d%%)\n", u.Complete, u.Total, u.Complete*100/u.Total)
+		}
+	}
 	go func() {
 		var last time.Time
 		var u v1.Update
 		for u = range ch {
 			if time.Since(last) > 500*time.Millisecond && u.Total > 0 {
-				fmt.Fprintf(w, "uploading: %d/%d bytes (%d%%)\n", u.Complete, u.Total, u.Complete*100/u.Total)
+				report(u, false)
 				last = time.Now()
 			}
 		}
 		if u.Total > 0 {
-			fmt.Fprintf(w, "uploaded: %d bytes\n", u.Total)
+			report(u, true)
 		}
 	}()
 	return ch
@@ -154,6 +168,9 @@ Blank lines and lines starting with # are ignored.`,
 // signRequests builds the list of tags to sign from args, --file and
 // --digest/--size.
 func signRequests(stdin io.Reader, args []string, file, digest string, size int64) ([]publish.Request, error) {
+	if size < 0 {
+		return nil, fmt.Errorf("--size %d: the manifest size must be a positive number of bytes", size)
+	}
 	if (digest != "") != (size != 0) {
 		return nil, errors.New("--digest and --size go together")
 	}
@@ -211,9 +228,24 @@ func newVerifyCmd(g *globalFlags) *cobra.Command {
 		Short: "Check that the registry serves the signed digest for a tag",
 		Long: `Check that the manifest the registry serves now for IMAGE:TAG is the one
 signed in targets/releases (else targets), as docker pulls with content
-trust. Exit status 0 only then; 1 with a one-line reason when the tag is
-unsigned or moved; 2 when the check could not be made.`,
-		Args: cobra.ExactArgs(1),
+trust. The decision is made by the same engine as the proxy's: a
+delegation with no keys (its signer was removed) is passed over, and one
+that fails verification denies. The manifest is fetched and hashed; no
+registry header is trusted.
+
+Exit status:
+  0  the registry serves the signed manifest
+  1  denied: the tag is not signed, it moved after signing, the
+     repository has no trust data, or the trust data failed verification
+     (bad signature, expired, rolled back, oversized)
+  2  the check could not be made: bad arguments or configuration, or the
+     trust server or registry could not be reached`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := cobra.ExactArgs(1)(cmd, args); err != nil {
+				return &exitError{2, err}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := tf.config(cmd, g)
 			if err != nil {
@@ -230,6 +262,7 @@ unsigned or moved; 2 when the check could not be made.`,
 			return nil
 		},
 	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{2, err} })
 	tf.register(cmd)
 	return cmd
 }
@@ -244,8 +277,10 @@ func newInspectCmd(g *globalFlags) *cobra.Command {
 		Short: "Show signed tags, signers, keys and expiries",
 		Long: `Show what is signed for each image: signed tags and digests, the signers
 (delegations) and their keys, the root and repository keys, and when each
-role's metadata expires. --output json keeps the shape of
-'docker trust inspect' (plus an "Expires" object).`,
+role's metadata expires, as verified by the same engine as verify and
+the proxy. --output json keeps the shape of 'docker trust inspect' field
+for field (plus an "Expires" object). Delegations that are disabled (no
+keys) or failed verification are named on stderr.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "table" && output != "json" {
@@ -259,6 +294,11 @@ role's metadata expires. --output json keeps the shape of
 			if err != nil {
 				return err
 			}
+			for _, in := range ins {
+				for _, n := range in.Notes {
+					fmt.Fprintf(cmd.ErrOrStderr(), "signet: warning: %s: %s\n", in.Name, n)
+				}
+			}
 			if output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "    ")
@@ -268,7 +308,7 @@ role's metadata expires. --output json keeps the shape of
 				if i > 0 {
 					fmt.Fprintln(cmd.OutOrStdout())
 				}
-				printInspection(cmd.OutOrStdout(), in)
+				printInspection(cmd.OutOrStdout(), in.Inspection)
 			}
 			return nil
 		},

@@ -74,7 +74,7 @@ func (c Config) open(ctx context.Context, repo name.Repository, actions ...strin
 	if err != nil {
 		return nil, err
 	}
-	opts := trust.Options{TrustDir: c.TrustDir, Server: server, Transport: rt, Passphrases: c.Passphrases, HardwareKeys: c.HardwareKeys}
+	opts := trust.Options{TrustDir: c.TrustDir, Server: server, Transport: rt, Passphrases: c.Passphrases, HardwareKeys: c.HardwareKeys, Logger: c.Logger}
 	if c.SignerKey != nil {
 		opts.ExtraKeys = []*keys.EnvKey{c.SignerKey}
 	}
@@ -139,7 +139,10 @@ func Sign(ctx context.Context, c Config, reqs []Request) ([]Signed, error) {
 			if sum, err = ParseDigest(req.Digest); err != nil {
 				return nil, fmt.Errorf("sign %s: %w", req.Image, err)
 			}
-			if size <= 0 {
+			if size < 0 {
+				return nil, fmt.Errorf("sign %s: manifest size %d: it must be a positive number of bytes", req.Image, size)
+			}
+			if size == 0 {
 				return nil, fmt.Errorf("sign %s: a digest needs the manifest size too (--size)", req.Image)
 			}
 		} else {
@@ -215,6 +218,9 @@ func Push(ctx context.Context, c Config, src, image string, allowUnsigned bool) 
 	if err != nil {
 		return Signed{}, nil, err
 	}
+	if err := checkSource(src); err != nil {
+		return Signed{}, nil, err
+	}
 	art, err := registry.Open(ctx, src, c.Registry)
 	if err != nil {
 		return Signed{}, nil, err
@@ -248,75 +254,6 @@ func Push(ctx context.Context, c Config, src, image string, allowUnsigned bool) 
 		return Signed{}, nil, fmt.Errorf("%s was pushed as sha256:%s but NOT signed: %w", tag, t.Digest.Hex, err)
 	}
 	return Signed{Image: tag.String(), GUN: t.GUN, Tag: tag.TagStr(), Digest: "sha256:" + t.Digest.Hex, Size: t.Size, Roles: res.Roles, Init: res.Initialized}, nil, nil
-}
-
-// Verified is a tag whose served digest is the signed one.
-type Verified struct {
-	Image  string
-	Digest string
-	Size   int64
-	Role   string
-}
-
-// Verify checks that the digest the registry serves now for image is the
-// signed one. A difference or a missing signature is a *trust.DenyError.
-func Verify(ctx context.Context, c Config, image string) (Verified, error) {
-	tag, err := registry.ParseTag(image)
-	if err != nil {
-		return Verified{}, err
-	}
-	repo, err := c.open(ctx, tag.Context(), "pull")
-	if err != nil {
-		return Verified{}, err
-	}
-	signed, err := repo.Lookup(ctx, tag.TagStr())
-	if err != nil {
-		return Verified{}, err
-	}
-	served, err := registry.Resolve(ctx, tag, c.Registry)
-	if err != nil {
-		return Verified{}, err
-	}
-	sum, err := hex.DecodeString(served.Digest.Hex)
-	if err != nil || served.Digest.Algorithm != "sha256" {
-		return Verified{}, &trust.DenyError{Image: tag.String(), Reason: trust.ReasonMismatch, Err: fmt.Errorf("registry serves %s", served.Digest)}
-	}
-	if err := trust.Check(tag.String(), signed, sum, served.Size); err != nil {
-		return Verified{}, err
-	}
-	return Verified{Image: tag.String(), Digest: signed.Digest(), Size: signed.Size, Role: signed.Role}, nil
-}
-
-// Inspect returns docker-trust-inspect-shaped data for each image
-// (IMAGE or IMAGE:TAG; a tag keeps only that tag).
-func Inspect(ctx context.Context, c Config, images []string) ([]trust.Inspection, error) {
-	var out []trust.Inspection
-	for _, image := range images {
-		repoName, tagName := splitTag(image)
-		repo, err := registry.ParseRepository(repoName)
-		if err != nil {
-			return out, err
-		}
-		r, err := c.open(ctx, repo, "pull")
-		if err != nil {
-			return out, err
-		}
-		in, err := r.Inspect(ctx, image)
-		if err != nil {
-			return out, err
-		}
-		if tagName != "" {
-			kept := in.SignedTags[:0]
-			for _, t := range in.SignedTags {
-				if t.SignedTag == tagName {
-					kept = append(kept, t)
-				}
-			}
-			in.SignedTags = kept
-		}
-		out = append(out, in)
-	}
-	return out, nil
 }
 
 // Revoke removes the signature of image's tag, or of every tag when

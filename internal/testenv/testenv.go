@@ -146,6 +146,14 @@ func Crane(t testing.TB) string {
 	return tool(t, "crane")
 }
 
+// Docker returns the path of the docker CLI (the client only: tests run
+// its trust commands, which need no daemon), or calls Require when it is
+// missing.
+func Docker(t testing.TB) string {
+	t.Helper()
+	return tool(t, "docker")
+}
+
 // Skopeo returns the path of skopeo (Debian package), or calls Require
 // when it is missing.
 func Skopeo(t testing.TB) string {

@@ -16,23 +16,27 @@ func (p *Proxy) serveBlob(ctx context.Context, w http.ResponseWriter, r *http.Re
 		writeError(w, http.StatusBadRequest, "DIGEST_INVALID", fmt.Sprintf("blob reference %q is not sha256:<64 hex>", req.ref))
 		return
 	}
-	if !p.allowed.has(rr.gun, req.ref) {
-		res, err := p.trustResult(ctx, rr)
-		if err == nil {
-			var ok bool
-			ok, err = p.reachable(ctx, rr, res, req.ref)
-			if err == nil && !ok {
-				err = &denial{image: rr.gun + "@" + req.ref, reason: "blob not referenced by a signed manifest", rule: rr.rule.name()}
-			}
+	// Every request is decided against the current trust data (cached
+	// by the refresher): a digest learned from older data is forgotten
+	// once the data changes.
+	res, err := p.trustResult(ctx, rr)
+	if err == nil {
+		p.allowed.observe(rr.gun, res.TimestampVersion)
+	}
+	if err == nil && !p.allowed.has(rr.gun, req.ref) {
+		var ok bool
+		ok, err = p.reachable(ctx, rr, res, req.ref)
+		if err == nil && !ok {
+			err = &denial{image: rr.gun + "@" + req.ref, reason: "blob not referenced by a signed manifest", rule: rr.rule.name()}
 		}
-		if err != nil {
-			if rr.rule.Mode == ModeWarn && isDenial(err) {
-				p.passThrough(w, r, req, rr, "blobs", err.Error())
-				return
-			}
-			p.fail(w, r, req, err)
+	}
+	if err != nil {
+		if rr.rule.Mode == ModeWarn && isDenial(err) {
+			p.passThrough(w, r, req, rr, "blobs", err.Error())
 			return
 		}
+		p.fail(w, r, req, err)
+		return
 	}
 	// The blob body may take longer than the request's lookup deadline:
 	// it is bounded by the client staying connected.

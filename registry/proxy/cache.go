@@ -70,10 +70,30 @@ type allowedSet struct {
 	n      int
 	m      map[string]map[string]bool
 	walked map[string]int // gun -> timestamp version fully walked
+	// version is the trust data version the digests of a gun were
+	// learned from (see observe).
+	version map[string]int
 }
 
 func newAllowedSet(max int) *allowedSet {
-	return &allowedSet{max: max, m: map[string]map[string]bool{}, walked: map[string]int{}}
+	return &allowedSet{max: max, m: map[string]map[string]bool{}, walked: map[string]int{}, version: map[string]int{}}
+}
+
+// observe records the trust data version a request was decided with.
+// When a repository's trust data changes (a new timestamp version: a
+// tag signed, revoked, a signer removed), what was learned from the
+// older data is forgotten, so a digest is served only while the current
+// trust data still reaches it.
+func (a *allowedSet) observe(gun string, version int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if v, ok := a.version[gun]; ok && v == version {
+		return
+	}
+	a.version[gun] = version
+	a.n -= len(a.m[gun])
+	delete(a.m, gun)
+	delete(a.walked, gun)
 }
 
 // markWalked records a complete walk of gun's signed manifests at a

@@ -5,8 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 
 	"github.com/signet-project/signet/trust/verify"
 )
@@ -31,18 +29,15 @@ func (p *Proxy) resolve(req request) (repoRef, error) {
 	return repoRef{up: up, repo: repo, gun: gun, rule: rule}, nil
 }
 
-// signedTargets returns the verified targets of the roles the rule reads.
+// trustResult returns the verified trust data of the repository, loading
+// the delegations the rule reads.
 func (p *Proxy) trustResult(ctx context.Context, rr repoRef) (*verify.Result, error) {
-	roles := rr.rule.Signers
-	if len(roles) == 0 {
-		roles = []string{"targets/releases"}
-	}
 	src := verify.Source{
 		Key:     rr.rule.TrustServer + "|" + rr.gun,
 		GUN:     rr.gun,
 		Fetcher: verify.HTTPFetcher{Server: rr.rule.TrustServer, GUN: rr.gun, Client: p.trustCli},
 		Pin:     rr.rule.Pin,
-		Roles:   roles,
+		Roles:   rr.rule.verifyRule().Roles(),
 	}
 	res, cached, err := p.refresher.Get(ctx, src)
 	if cached {
@@ -58,6 +53,10 @@ func (p *Proxy) trustResult(ctx context.Context, rr repoRef) (*verify.Result, er
 			}
 			return nil, &denial{image: rr.gun, reason: "trust data rejected: " + ve.Error(), rule: rr.rule.name()}
 		}
+		var se *verify.StatusError
+		if errors.As(err, &se) && se.InvalidName() {
+			return nil, &denial{image: rr.gun, reason: fmt.Sprintf("invalid repository name: the trust server refuses it (%s: %s)", se.Code, se.Message), rule: rr.rule.name()}
+		}
 		// Unreachable and nothing verified still valid: deny, since
 		// policy cannot be checked (fail closed).
 		return nil, &denial{image: rr.gun, reason: "trust server unreachable and no unexpired verified trust data: " + err.Error(), rule: rr.rule.name()}
@@ -65,82 +64,46 @@ func (p *Proxy) trustResult(ctx context.Context, rr repoRef) (*verify.Result, er
 	return res, nil
 }
 
-// signedTag applies the rule to a tag: docker's rule (targets/releases,
-// else targets) or every named signer agreeing on one digest.
+// verifyRule is the engine's rule for a policy rule.
+func (r Rule) verifyRule() verify.Rule { return verify.Rule{Signers: r.Signers} }
+
+// signedTag decides a tag with the engine (trust/verify): docker's rule
+// (targets/releases, else targets, passing over a keyless releases and
+// stopping at a failed one) or every named signer agreeing on one digest.
 func signedTag(res *verify.Result, rule Rule, gun, tag string) (verify.Target, string, error) {
-	image := gun + ":" + tag
-	if len(rule.Signers) == 0 {
-		for _, role := range []string{"targets/releases", "targets"} {
-			if t, ok := res.Targets[role][tag]; ok {
-				return t, role, nil
-			}
-		}
-		return verify.Target{}, "", &denial{image: image, reason: "tag not signed in targets/releases or targets", rule: rule.name()}
+	t, role, err := res.Decide(gun, tag, rule.verifyRule())
+	if err != nil {
+		return verify.Target{}, "", decisionDenial(err, gun+":"+tag, rule)
 	}
-	var first verify.Target
-	for i, role := range rule.Signers {
-		t, ok := res.Targets[role][tag]
-		if !ok {
-			return verify.Target{}, "", &denial{image: image, reason: fmt.Sprintf("tag not signed by required signer %s", role), rule: rule.name()}
-		}
-		if i == 0 {
-			first = t
-			continue
-		}
-		if string(t.SHA256) != string(first.SHA256) || t.Length != first.Length {
-			return verify.Target{}, "", &denial{image: image, reason: fmt.Sprintf("signers disagree: %s signed sha256:%s, %s signed sha256:%s", rule.Signers[0], first.HexSHA256(), role, t.HexSHA256()), rule: rule.name()}
-		}
-	}
-	return first, strings.Join(rule.Signers, "+"), nil
+	return t, role, nil
 }
 
-// signedDigests lists every digest the rule's roles sign, with lengths.
+// decisionDenial turns an engine error into the proxy's denial.
+func decisionDenial(err error, image string, rule Rule) error {
+	var ns *verify.NotSignedError
+	if errors.As(err, &ns) {
+		return &denial{image: image, reason: "tag " + ns.Detail, rule: rule.name()}
+	}
+	var ve *verify.Error
+	if errors.As(err, &ve) {
+		return &denial{image: image, reason: "trust data rejected: " + ve.Error(), rule: rule.name()}
+	}
+	return &denial{image: image, reason: err.Error(), rule: rule.name()}
+}
+
+// signedDigests lists every digest the rule accepts for some tag, with
+// its length.
 func signedDigests(res *verify.Result, rule Rule) map[string]int64 {
-	roles := rule.Signers
-	if len(roles) == 0 {
-		roles = []string{"targets/releases", "targets"}
-	}
+	_, targets, _ := res.Signed("", rule.verifyRule())
 	out := map[string]int64{}
-	if len(rule.Signers) == 0 {
-		for _, role := range roles {
-			for _, t := range res.Targets[role] {
-				out["sha256:"+hex.EncodeToString(t.SHA256)] = t.Length
-			}
-		}
-		return out
-	}
-	// With named signers, a digest counts only for tags all agree on.
-	tags := map[string]bool{}
-	for tag := range res.Targets[roles[0]] {
-		tags[tag] = true
-	}
-	for tag := range tags {
-		if t, _, err := signedTag(res, rule, "", tag); err == nil {
-			out["sha256:"+hex.EncodeToString(t.SHA256)] = t.Length
-		}
+	for _, t := range targets {
+		out["sha256:"+hex.EncodeToString(t.SHA256)] = t.Length
 	}
 	return out
 }
 
 // signedTagNames lists the tags the rule accepts, sorted.
 func signedTagNames(res *verify.Result, rule Rule) []string {
-	var out []string
-	seen := map[string]bool{}
-	roles := rule.Signers
-	if len(roles) == 0 {
-		roles = []string{"targets/releases", "targets"}
-	}
-	for _, role := range roles {
-		for tag := range res.Targets[role] {
-			if seen[tag] {
-				continue
-			}
-			seen[tag] = true
-			if _, _, err := signedTag(res, rule, "", tag); err == nil {
-				out = append(out, tag)
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
+	tags, _, _ := res.Signed("", rule.verifyRule())
+	return tags
 }

@@ -14,7 +14,19 @@ type metrics struct {
 	duration  *prometheus.HistogramVec
 	refresh   *prometheus.HistogramVec
 	cache     *prometheus.CounterVec
+	refreshes *prometheus.CounterVec
+	reg       prometheus.Registerer
 	handler   http.Handler
+}
+
+// watchStale exports the number of repositories served from older
+// verified trust data (their latest refresh failed).
+func (m *metrics) watchStale(n func() float64) {
+	// A second proxy on one registerer keeps the first one's gauge.
+	m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{ //nolint:errcheck
+		Name: "signet_proxy_trust_stale_repositories",
+		Help: "Repositories served from older verified trust data because their latest refresh failed (see /_signet/status).",
+	}, n))
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -41,8 +53,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "signet_proxy_cache_total", Help: "Cache lookups by cache (trust, manifest) and result (hit, miss).",
 		}, []string{"cache", "result"}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_proxy_trust_refresh_total",
+			Help: "Trust data refreshes by result: ok, rejected (the data failed verification) or unreachable.",
+		}, []string{"result"}),
+		reg: reg,
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.duration, m.refresh, m.cache} {
+	for _, c := range []prometheus.Collector{m.decisions, m.duration, m.refresh, m.cache, m.refreshes} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register proxy metrics: %w", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -19,6 +20,21 @@ type Source struct {
 	Pin     Pin
 	// Roles are the delegations to load besides targets.
 	Roles []string
+}
+
+// Stale is a repository served from older verified data because its
+// latest refresh failed.
+type Stale struct {
+	Key, GUN string
+	// Since is the first failed refresh in a row; Err the latest error.
+	Since time.Time
+	Err   error
+	// Rejected is true when the trust server answered with data that
+	// failed verification (as opposed to not answering).
+	Rejected bool
+	// Expires is when the verified data in use expires; past it, pulls
+	// are denied.
+	Expires time.Time
 }
 
 // Refresher caches verified results per source and refreshes them at
@@ -37,7 +53,8 @@ type Refresher struct {
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// OnRefresh, if set, is called after each refresh with its duration
-	// and error (for metrics).
+	// and error (for metrics); a *Error means the new trust data was
+	// rejected, any other error that it could not be fetched.
 	OnRefresh func(d time.Duration, err error)
 
 	mu      sync.Mutex
@@ -46,11 +63,33 @@ type Refresher struct {
 }
 
 type entry struct {
+	gun    string
 	state  *State
 	result *Result
 	// checked is the last refresh attempt, successful or not: a failing
 	// trust server is asked again after Interval, not on every request.
 	checked time.Time
+	// failedSince and lastErr are set while refreshes fail.
+	failedSince time.Time
+	lastErr     error
+}
+
+// Stale lists the repositories currently served from older verified
+// data because their latest refresh failed, sorted by key.
+func (r *Refresher) Stale() []Stale {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Stale
+	for k, e := range r.entries {
+		if e.lastErr == nil {
+			continue
+		}
+		var ve *Error
+		out = append(out, Stale{Key: k, GUN: e.gun, Since: e.failedSince, Err: e.lastErr,
+			Rejected: errors.As(e.lastErr, &ve), Expires: e.result.Expires})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
 }
 
 func (r *Refresher) now() time.Time {
@@ -101,26 +140,42 @@ func (r *Refresher) refresh(ctx context.Context, src Source) (*Result, error) {
 	start := time.Now()
 	// The refresh is shared by every waiting request: it must not stop
 	// because the first one went away.
-	state, res, err := Update(context.WithoutCancel(ctx), src.GUN, prev, src.Fetcher, src.Pin, r.now(), src.Roles...)
+	state, res, err := Update(context.WithoutCancel(ctx), Request{GUN: src.GUN, Prev: prev, Fetcher: src.Fetcher,
+		Pin: src.Pin, Now: r.now(), Roles: src.Roles})
 	if r.OnRefresh != nil {
 		r.OnRefresh(time.Since(start), err)
 	}
 	now := r.now()
 	if err != nil {
 		if e != nil && now.Before(e.result.Expires) {
+			// What a TUF client does after a failed update: keep the
+			// metadata it trusts until it expires. A rejection (the
+			// server answered with data that does not verify) is an
+			// error, an outage a warning; both show in Stale.
 			var ve *Error
-			level := slog.LevelWarn
 			if errors.As(err, &ve) {
-				level = slog.LevelError
+				r.logger().Error("trust data rejected; serving the last verified data until it expires",
+					"gun", src.GUN, "role", ve.Role, "reason", ve.Reason, "expires", e.result.Expires, "err", err)
+			} else {
+				r.logger().Warn("trust server unreachable; serving the last verified data until it expires",
+					"gun", src.GUN, "expires", e.result.Expires, "err", err)
 			}
-			r.logger().Log(ctx, level, "trust refresh failed; using verified data until it expires",
-				"gun", src.GUN, "expires", e.result.Expires, "err", err)
 			r.mu.Lock()
 			e.checked = now
+			if e.lastErr == nil {
+				e.failedSince = now
+			}
+			e.lastErr = err
 			r.mu.Unlock()
 			return e.result, nil
 		}
 		return nil, err
+	}
+	for _, ro := range res.Roles {
+		if ro.Status == RoleFailed {
+			r.logger().Error("delegation failed verification; lookups through it are denied",
+				"gun", src.GUN, "role", ro.Name, "reason", ro.Err.Reason, "err", ro.Err)
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -141,6 +196,6 @@ func (r *Refresher) refresh(ctx context.Context, src Source) (*Result, error) {
 		}
 		delete(r.entries, oldest)
 	}
-	r.entries[src.Key] = &entry{state: state, result: res, checked: now}
+	r.entries[src.Key] = &entry{gun: src.GUN, state: state, result: res, checked: now}
 	return res, nil
 }

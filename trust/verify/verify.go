@@ -31,6 +31,11 @@ const (
 	MaxMetadataBytes = 32 << 20
 	// MaxRootRotations bounds the root versions walked in one update.
 	MaxRootRotations = 256
+	// MaxUpdateBytes bounds all metadata fetched in one update, whatever
+	// lengths a (server-signed) snapshot declares.
+	MaxUpdateBytes = 64 << 20
+	// MaxDelegations bounds the delegations loaded in one update.
+	MaxDelegations = 1000
 )
 
 // Fetcher fetches one metadata file by name ("root.json", "3.root.json",
@@ -92,16 +97,80 @@ type Target struct {
 	Length int64
 }
 
-// Result is the verified trust data of the requested roles.
+// Result is the verified trust data of one repository.
 type Result struct {
-	// Targets maps role -> target name -> target, for each requested
-	// role that exists (targets always does).
+	// Roles has every role the update considered, by name: the four
+	// top-level roles (always verified) and the delegations, each with
+	// its status. Lookups go through Lookup and LookupAll, which apply
+	// the rules for disabled and failed roles.
+	Roles map[string]*Role
+	// Targets maps role -> target name -> target for the verified roles
+	// that sign targets (targets and verified delegations).
 	Targets map[string]map[string]Target
-	// Expires is the earliest expiry of the metadata used; past it, the
-	// result must not be used.
+	// Expires is the earliest expiry of the verified metadata; past it,
+	// the result must not be used.
 	Expires time.Time
 	// TimestampVersion is the verified timestamp's version.
 	TimestampVersion int
+	// Raw has the verified bytes of each verified role, with
+	// Request.KeepRaw.
+	Raw map[string][]byte
+}
+
+// RoleStatus says what became of a role in an update.
+type RoleStatus int
+
+// Role statuses.
+const (
+	// RoleVerified: loaded, signed by a threshold of its keys, unexpired.
+	RoleVerified RoleStatus = iota
+	// RoleEmpty: delegated, but not in the snapshot: it has signed
+	// nothing yet (notary publishes a delegation's file only once a
+	// target is added to it). Lookups pass over it.
+	RoleEmpty
+	// RoleDisabled: delegated with no keys, as `docker trust signer
+	// remove` leaves targets/releases. Nothing it holds is trusted, and
+	// lookups pass over it, as docker and notary do.
+	RoleDisabled
+	// RoleFailed: it did not verify (signature, threshold, hash,
+	// rollback, expiry, size, or a parent that failed). A lookup that
+	// reaches it is denied (TUF §5.6.7).
+	RoleFailed
+)
+
+func (s RoleStatus) String() string {
+	switch s {
+	case RoleVerified:
+		return "verified"
+	case RoleEmpty:
+		return "empty"
+	case RoleDisabled:
+		return "disabled (no keys)"
+	case RoleFailed:
+		return "failed"
+	}
+	return "unknown"
+}
+
+// Role is one role of a verified repository.
+type Role struct {
+	Name      string
+	Status    RoleStatus
+	KeyIDs    []string
+	Threshold int
+	// Paths the role may sign (restricted by its parents); targets: "".
+	Paths []string
+	// Version and Expires of its metadata, when verified.
+	Version int
+	Expires time.Time
+	// Targets it signs, when verified (sha256 only, inside Paths).
+	Targets map[string]Target
+	// Err says why, for RoleFailed.
+	Err *Error
+}
+
+func (r *Role) fail(err *Error) {
+	r.Status, r.Err, r.Targets = RoleFailed, err, nil
 }
 
 // Denial reasons.
@@ -164,26 +233,58 @@ func classify(gun data.GUN, role data.RoleName, err error) error {
 	return &Error{GUN: gun.String(), Role: role.String(), Reason: reason, Err: err}
 }
 
-// Update verifies the current trust data of gun. prev is what was trusted
-// before (nil: nothing; the root is then trusted through pin). roles are
-// the delegations to load besides targets (e.g. targets/releases).
-func Update(ctx context.Context, gun string, prev *State, f Fetcher, pin Pin, now time.Time, roles ...string) (*State, *Result, error) {
+// Request says which repository to verify and how.
+type Request struct {
+	// GUN is the repository (docker.io/library/alpine).
+	GUN string
+	// Prev is what was trusted before; nil trusts the root through Pin.
+	Prev *State
+	// Fetcher reads the metadata files.
+	Fetcher Fetcher
+	// Pin says how a root is trusted when Prev has none.
+	Pin Pin
+	// Now is the time expiries are checked against.
+	Now time.Time
+	// Roles are the delegations to load besides targets (for example
+	// DockerPath's targets/releases, or a policy's named signers); their
+	// parents are loaded first.
+	Roles []string
+	// AllDelegations loads every delegation the trust data has (for
+	// inspection), up to MaxDelegations.
+	AllDelegations bool
+	// KeepRaw keeps the verified bytes of every role in Result.Raw, so
+	// a client can cache them.
+	KeepRaw bool
+}
+
+// Update verifies the current trust data of req.GUN: root (walking
+// rotations from the trusted one, TUF §5.3), timestamp (§5.4), snapshot
+// (§5.5) and targets (§5.6), each by the hash and length its parent
+// gives, with version floors and expiry. A failure of any of these is an
+// *Error and nothing is returned. Delegations are then loaded one by one
+// and each gets a status in Result.Roles (verified, empty, disabled or
+// failed): a failed delegation does not fail the update, but a lookup
+// that reaches it is denied (see Result.Lookup).
+func Update(ctx context.Context, req Request) (*State, *Result, error) {
+	gun := req.GUN
 	g := data.GUN(gun)
-	tp, err := pin.config(g)
-	if err != nil {
-		return nil, nil, &Error{GUN: gun, Role: "root", Reason: ReasonRoot, Err: err}
-	}
+	tp, err := req.Pin.config(g)
+	prev := req.Prev
 	if prev != nil && len(prev.Root) > 0 {
 		// A root already trusted is not re-pinned: rotations were
 		// verified against it.
-		tp = trustpinning.TrustPinConfig{}
+		tp, err = trustpinning.TrustPinConfig{}, nil
 	}
+	if err != nil {
+		return nil, nil, &Error{GUN: gun, Role: "root", Reason: ReasonRoot, Err: err}
+	}
+	f := &budget{f: req.Fetcher, left: MaxUpdateBytes}
 	b, root, err := trustRoot(ctx, g, prev, f, tp)
 	if err != nil {
 		return nil, nil, err
 	}
 	next := &State{Root: root, Versions: map[string]int{}}
-	rootChanged := prev != nil && string(prev.Root) != string(root)
+	rootChanged := prev != nil && len(prev.Root) > 0 && string(prev.Root) != string(root)
 
 	floor := func(role data.RoleName) int {
 		// TUF §5.3.11: after a rotation of the timestamp or snapshot
@@ -196,96 +297,118 @@ func Update(ctx context.Context, gun string, prev *State, f Fetcher, pin Pin, no
 		}
 		return 1
 	}
+	raw := map[string][]byte{"root": root}
 
 	// Timestamp (TUF §5.4).
-	raw, err := f.Fetch(ctx, data.CanonicalTimestampRole.String()+".json", MaxTimestampBytes)
+	ts, err := f.Fetch(ctx, data.CanonicalTimestampRole.String()+".json", MaxTimestampBytes)
 	if err != nil {
 		return nil, nil, fetchErr(g, data.CanonicalTimestampRole, err)
 	}
-	if err := b.Load(data.CanonicalTimestampRole, raw, floor(data.CanonicalTimestampRole), true); err != nil {
+	if err := b.Load(data.CanonicalTimestampRole, ts, floor(data.CanonicalTimestampRole), true); err != nil {
 		return nil, nil, classify(g, data.CanonicalTimestampRole, err)
 	}
-	// Snapshot by the hash the timestamp gives (TUF §5.5).
-	if err := loadByHash(ctx, g, b, f, data.CanonicalSnapshotRole, floor(data.CanonicalSnapshotRole)); err != nil {
-		return nil, nil, err
-	}
-	// Targets and delegations by the hashes the snapshot gives (§5.6).
-	if err := loadByHash(ctx, g, b, f, data.CanonicalTargetsRole, floor(data.CanonicalTargetsRole)); err != nil {
-		return nil, nil, err
-	}
-	loaded := []data.RoleName{data.CanonicalTargetsRole}
-	for _, r := range roles {
-		role := data.RoleName(r)
-		if !data.IsDelegation(role) {
-			continue
-		}
-		if !b.GetConsistentInfo(role).ChecksumKnown() {
-			continue // not in the snapshot: never published or not delegated
-		}
-		if err := loadByHash(ctx, g, b, f, role, floor(role)); err != nil {
+	raw["timestamp"] = ts
+	// Snapshot by the hash the timestamp gives (TUF §5.5), then targets
+	// by the hash the snapshot gives (§5.6).
+	for _, role := range []data.RoleName{data.CanonicalSnapshotRole, data.CanonicalTargetsRole} {
+		body, err := loadByHash(ctx, g, b, f, role, floor(role))
+		if err != nil {
 			return nil, nil, err
 		}
-		loaded = append(loaded, role)
+		raw[role.String()] = body
+	}
+	targets, err := parseTargets(raw["targets"], data.CanonicalTargetsRole)
+	if err != nil {
+		return nil, nil, classify(g, data.CanonicalTargetsRole, err)
+	}
+	roles, err := loadDelegations(ctx, g, b, f, req, targets, floor, raw)
+	if err != nil {
+		return nil, nil, err
 	}
 	repo, _, err := b.Finish()
 	if err != nil {
 		return nil, nil, classify(g, data.CanonicalTargetsRole, err)
 	}
-	res := &Result{Targets: map[string]map[string]Target{}, TimestampVersion: repo.Timestamp.Signed.Version}
-	check := func(role data.RoleName, c data.SignedCommon) error {
-		if !now.Before(c.Expires) {
-			return &Error{GUN: gun, Role: role.String(), Reason: ReasonExpired, Err: fmt.Errorf("expired at %s", c.Expires.UTC().Format(time.RFC3339))}
-		}
-		if res.Expires.IsZero() || c.Expires.Before(res.Expires) {
-			res.Expires = c.Expires
-		}
-		next.Versions[role.String()] = c.Version
-		return nil
+	res := &Result{
+		Roles:            roles,
+		Targets:          map[string]map[string]Target{},
+		TimestampVersion: repo.Timestamp.Signed.Version,
 	}
+	// Expiry of the top-level roles fails the whole update (TUF §5.4.4,
+	// §5.5.6, §5.6.4); the root's too (§5.3.10).
 	for _, c := range []struct {
 		role data.RoleName
+		base data.BaseRole
 		sc   data.SignedCommon
 	}{
-		{data.CanonicalRootRole, repo.Root.Signed.SignedCommon},
-		{data.CanonicalTimestampRole, repo.Timestamp.Signed.SignedCommon},
-		{data.CanonicalSnapshotRole, repo.Snapshot.Signed.SignedCommon},
+		{data.CanonicalRootRole, mustBase(repo, data.CanonicalRootRole), repo.Root.Signed.SignedCommon},
+		{data.CanonicalTimestampRole, mustBase(repo, data.CanonicalTimestampRole), repo.Timestamp.Signed.SignedCommon},
+		{data.CanonicalSnapshotRole, mustBase(repo, data.CanonicalSnapshotRole), repo.Snapshot.Signed.SignedCommon},
+		{data.CanonicalTargetsRole, mustBase(repo, data.CanonicalTargetsRole), targets.Signed.SignedCommon},
 	} {
-		if err := check(c.role, c.sc); err != nil {
-			return nil, nil, err
+		if !req.Now.Before(c.sc.Expires) {
+			return nil, nil, &Error{GUN: gun, Role: c.role.String(), Reason: ReasonExpired, Err: fmt.Errorf("expired at %s", c.sc.Expires.UTC().Format(time.RFC3339))}
+		}
+		// Key IDs as root.json lists them (certificate IDs for root).
+		keyIDs, threshold := c.base.ListKeyIDs(), c.base.Threshold
+		if rr, ok := repo.Root.Signed.Roles[c.role]; ok {
+			keyIDs, threshold = append([]string(nil), rr.KeyIDs...), rr.Threshold
+		}
+		roles[c.role.String()] = &Role{Name: c.role.String(), Status: RoleVerified, KeyIDs: keyIDs,
+			Threshold: threshold, Version: c.sc.Version, Expires: c.sc.Expires}
+	}
+	roles["targets"].Paths = []string{""}
+	roles["targets"].Targets = targetFiles(targets, []string{""})
+	// Delegations expire on their own: an expired one fails, the rest
+	// stands (TUF §5.6.7 ends a lookup at it).
+	for _, r := range roles {
+		if r.Status == RoleVerified && !req.Now.Before(r.Expires) {
+			r.fail(&Error{GUN: gun, Role: r.Name, Reason: ReasonExpired, Err: fmt.Errorf("expired at %s", r.Expires.UTC().Format(time.RFC3339))})
 		}
 	}
-	for _, role := range loaded {
-		t, ok := repo.Targets[role]
-		if !ok {
-			return nil, nil, &Error{GUN: gun, Role: role.String(), Reason: ReasonMissing}
+	for name, r := range roles {
+		if r.Status != RoleVerified {
+			delete(raw, name)
+			continue
 		}
-		if err := check(role, t.Signed.SignedCommon); err != nil {
-			return nil, nil, err
+		next.Versions[name] = r.Version
+		if res.Expires.IsZero() || r.Expires.Before(res.Expires) {
+			res.Expires = r.Expires
 		}
-		paths := []string{""}
-		if role != data.CanonicalTargetsRole {
-			dr, err := repo.GetDelegationRole(role)
-			if err != nil {
-				return nil, nil, classify(g, role, err)
-			}
-			paths = dr.Paths
+		if r.Targets != nil {
+			res.Targets[name] = r.Targets
 		}
-		files := map[string]Target{}
-		for name, meta := range t.Signed.Targets {
-			// A delegation signs only inside its paths (restricted by its
-			// parents); anything else is ignored, as docker does.
-			if !hasPrefix(name, paths) {
-				continue
-			}
-			sum, ok := meta.Hashes["sha256"]
-			if !ok || len(sum) != 32 {
-				continue
-			}
-			files[name] = Target{SHA256: sum, Length: meta.Length}
-		}
-		res.Targets[role.String()] = files
+	}
+	if req.KeepRaw {
+		res.Raw = raw
 	}
 	return next, res, nil
+}
+
+func mustBase(repo *tuf.Repo, role data.RoleName) data.BaseRole {
+	b, err := repo.GetBaseRole(role)
+	if err != nil {
+		return data.BaseRole{Name: role}
+	}
+	return b
+}
+
+// targetFiles returns the sha256 targets of t that lie inside paths. A
+// delegation signs only inside its paths (restricted by its parents);
+// anything else is ignored, as docker does.
+func targetFiles(t *data.SignedTargets, paths []string) map[string]Target {
+	files := map[string]Target{}
+	for name, meta := range t.Signed.Targets {
+		if !hasPrefix(name, paths) {
+			continue
+		}
+		sum, ok := meta.Hashes["sha256"]
+		if !ok || len(sum) != 32 || meta.Length <= 0 {
+			continue
+		}
+		files[name] = Target{SHA256: sum, Length: meta.Length}
+	}
+	return files
 }
 
 func hasPrefix(name string, prefixes []string) bool {
@@ -301,6 +424,10 @@ func fetchErr(g data.GUN, role data.RoleName, err error) error {
 	if errors.Is(err, ErrNotFound) {
 		return &Error{GUN: g.String(), Role: role.String(), Reason: ReasonMissing, Err: err}
 	}
+	var me *MalformedError
+	if errors.As(err, &me) {
+		return &Error{GUN: g.String(), Role: role.String(), Reason: ReasonMalformed, Err: err}
+	}
 	var tl *TooLargeError
 	if errors.As(err, &tl) {
 		return &Error{GUN: g.String(), Role: role.String(), Reason: ReasonTooLarge, Err: err}
@@ -315,28 +442,31 @@ type TooLargeError struct {
 }
 
 func (e *TooLargeError) Error() string {
+	if e.Max <= 0 {
+		return fmt.Sprintf("%s: one update may read at most %d bytes of metadata in all", e.Name, MaxUpdateBytes)
+	}
 	return fmt.Sprintf("%s is larger than %d bytes", e.Name, e.Max)
 }
 
 // loadByHash fetches role by the checksum and length that the already
 // loaded metadata records for it, and loads it.
-func loadByHash(ctx context.Context, g data.GUN, b tuf.RepoBuilder, f Fetcher, role data.RoleName, minVersion int) error {
+func loadByHash(ctx context.Context, g data.GUN, b tuf.RepoBuilder, f Fetcher, role data.RoleName, minVersion int) ([]byte, error) {
 	ci := b.GetConsistentInfo(role)
 	max := ci.Length()
 	if max <= 0 || max > MaxMetadataBytes {
 		max = MaxMetadataBytes
 	}
 	if !ci.ChecksumKnown() {
-		return &Error{GUN: g.String(), Role: role.String(), Reason: ReasonMissing, Err: errors.New("not listed in the snapshot")}
+		return nil, &Error{GUN: g.String(), Role: role.String(), Reason: ReasonMissing, Err: errors.New("not listed in the snapshot")}
 	}
 	raw, err := f.Fetch(ctx, ci.ConsistentName()+".json", max)
 	if err != nil {
-		return fetchErr(g, role, err)
+		return nil, fetchErr(g, role, err)
 	}
 	if err := b.Load(role, raw, minVersion, true); err != nil {
-		return classify(g, role, err)
+		return nil, classify(g, role, err)
 	}
-	return nil
+	return raw, nil
 }
 
 // trustRoot returns a builder with the root loaded: the root already

@@ -2,20 +2,13 @@ package verify
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	canonicaljson "github.com/docker/go/canonical/json"
-	"github.com/theupdateframework/notary/cryptoservice"
-	"github.com/theupdateframework/notary/passphrase"
-	"github.com/theupdateframework/notary/trustmanager"
-	"github.com/theupdateframework/notary/tuf"
+	"github.com/signet-project/signet/internal/testtuf"
 	"github.com/theupdateframework/notary/tuf/data"
 	"github.com/theupdateframework/notary/tuf/signed"
 	"github.com/theupdateframework/notary/tuf/utils"
@@ -23,131 +16,17 @@ import (
 
 const gun = "registry.example.com/team/app"
 
-// fakeServer is a trust server whose keys (all of them) the test holds:
-// it builds real TUF metadata with notary's tuf package and serves it
-// from memory, so tests can publish honestly and then misbehave.
-type fakeServer struct {
-	t     *testing.T
-	cs    *cryptoservice.CryptoService
-	repo  *tuf.Repo
-	root  data.PublicKey
-	files map[string][]byte
-	mu    sync.Mutex
-	calls int
-	down  bool
-}
+// fakeServer is a trust server whose keys (all of them) the test holds
+// (internal/testtuf), read directly as a Fetcher.
+type fakeServer struct{ *testtuf.Server }
 
-func newFakeServer(t *testing.T) *fakeServer {
-	t.Helper()
-	cs := cryptoservice.NewCryptoService(trustmanager.NewKeyMemoryStore(passphrase.ConstantRetriever("pass")))
-	f := &fakeServer{t: t, cs: cs, files: map[string][]byte{}}
-	f.root = f.certKey()
-	keys := map[data.RoleName]data.PublicKey{}
-	for _, r := range []data.RoleName{data.CanonicalTargetsRole, data.CanonicalSnapshotRole, data.CanonicalTimestampRole} {
-		k, err := cs.Create(r, gun, data.ECDSAKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[r] = k
-	}
-	f.repo = tuf.NewRepo(cs)
-	if err := f.repo.InitRoot(data.NewBaseRole(data.CanonicalRootRole, 1, f.root),
-		data.NewBaseRole(data.CanonicalTimestampRole, 1, keys[data.CanonicalTimestampRole]),
-		data.NewBaseRole(data.CanonicalSnapshotRole, 1, keys[data.CanonicalSnapshotRole]),
-		data.NewBaseRole(data.CanonicalTargetsRole, 1, keys[data.CanonicalTargetsRole]), false); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.repo.InitTargets(data.CanonicalTargetsRole); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.repo.InitSnapshot(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.repo.InitTimestamp(); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
-func (f *fakeServer) certKey() data.PublicKey {
-	pub, err := f.cs.Create(data.CanonicalRootRole, gun, data.ECDSAKey)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	priv, _, _ := f.cs.GetPrivateKey(pub.ID())
-	cert, err := cryptoservice.GenerateCertificate(priv, gun, time.Now().Add(-time.Hour), time.Now().AddDate(10, 0, 0))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return data.NewECDSAx509PublicKey(utils.CertToPEM(cert))
-}
-
-func digest(s string) []byte { d := sha256.Sum256([]byte(s)); return d[:] }
-
-func (f *fakeServer) addTarget(role data.RoleName, tag, content string) {
-	if _, err := f.repo.AddTargets(role, data.Files{tag: {Length: int64(len(content)), Hashes: data.Hashes{"sha256": digest(content)}}}); err != nil {
-		f.t.Fatal(err)
-	}
-}
-
-func marshal(t *testing.T, s *data.Signed) []byte {
-	b, err := canonicaljson.Marshal(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
-
-// publish signs the dirty roles, snapshot and timestamp, and serves them.
-func (f *fakeServer) publish(roles ...data.RoleName) {
-	f.t.Helper()
-	exp := time.Now().AddDate(1, 0, 0)
-	for _, r := range roles {
-		var s *data.Signed
-		var err error
-		if r == data.CanonicalRootRole {
-			s, err = f.repo.SignRoot(data.DefaultExpires(r), nil)
-		} else {
-			s, err = f.repo.SignTargets(r, exp)
-		}
-		if err != nil {
-			f.t.Fatalf("sign %s: %v", r, err)
-		}
-		b := marshal(f.t, s)
-		f.put(r.String(), b)
-	}
-	sn, err := f.repo.SignSnapshot(exp)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.put("snapshot", marshal(f.t, sn))
-	ts, err := f.repo.SignTimestamp(time.Now().Add(14 * 24 * time.Hour))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.put("timestamp", marshal(f.t, ts))
-}
-
-func (f *fakeServer) put(role string, b []byte) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.files[role+".json"] = b
-	f.files[role+"."+sum(b)+".json"] = b
-	if role == "root" {
-		f.files[fmt.Sprintf("%d.root.json", f.repo.Root.Signed.Version)] = b
-	}
-}
+func newFakeServer(t *testing.T) *fakeServer { return &fakeServer{testtuf.New(t, gun)} }
 
 func (f *fakeServer) Fetch(ctx context.Context, name string, max int64) ([]byte, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls++
-	if f.down {
-		return nil, errors.New("connection refused")
+	b, ok, err := f.Get(name)
+	if err != nil {
+		return nil, err
 	}
-	b, ok := f.files[name]
 	if !ok {
 		return nil, ErrNotFound
 	}
@@ -158,22 +37,33 @@ func (f *fakeServer) Fetch(ctx context.Context, name string, max int64) ([]byte,
 }
 
 func (f *fakeServer) rootID() string {
-	id, err := utils.CanonicalKeyID(f.root)
+	id, err := utils.CanonicalKeyID(f.Root)
 	if err != nil {
-		f.t.Fatal(err)
+		f.T.Fatal(err)
 	}
-	return f.root.ID() + ":" + id
+	return f.Root.ID() + ":" + id
 }
+
+var (
+	digest  = testtuf.Digest
+	sum     = testtuf.Sum
+	marshal = func(t *testing.T, s *data.Signed) []byte { return testtuf.Marshal(t, s) }
+)
 
 func tofu() Pin { return Pin{TOFU: true} }
 
 func mustUpdate(t *testing.T, f *fakeServer, prev *State, now time.Time, roles ...string) (*State, *Result) {
 	t.Helper()
-	st, res, err := Update(context.Background(), gun, prev, f, tofu(), now, roles...)
+	st, res, err := update(prev, f, tofu(), now, roles...)
 	if err != nil {
 		t.Fatalf("update: %v", err)
 	}
 	return st, res
+}
+
+// update runs Update for the test repository.
+func update(prev *State, f Fetcher, pin Pin, now time.Time, roles ...string) (*State, *Result, error) {
+	return Update(context.Background(), Request{GUN: gun, Prev: prev, Fetcher: f, Pin: pin, Now: now, Roles: roles})
 }
 
 func wantReason(t *testing.T, err error, reason string) {
@@ -186,8 +76,8 @@ func wantReason(t *testing.T, err error, reason string) {
 
 func TestHonestUpdateAndDelegations(t *testing.T) {
 	f := newFakeServer(t)
-	f.addTarget(data.CanonicalTargetsRole, "v1", "manifest v1")
-	f.publish(data.CanonicalRootRole, data.CanonicalTargetsRole)
+	f.AddTarget(data.CanonicalTargetsRole, "v1", "manifest v1")
+	f.Publish(data.CanonicalRootRole, data.CanonicalTargetsRole)
 	st, res := mustUpdate(t, f, nil, time.Now(), "targets/releases")
 	if got := res.Targets["targets"]["v1"]; string(got.SHA256) != string(digest("manifest v1")) || got.Length != 11 {
 		t.Fatalf("v1 = %+v", got)
@@ -198,18 +88,18 @@ func TestHonestUpdateAndDelegations(t *testing.T) {
 
 	// Add targets/releases with threshold 1 and sign into it.
 	rel := data.RoleName("targets/releases")
-	k, _ := f.cs.Create(rel, gun, data.ECDSAKey)
-	if err := f.repo.UpdateDelegationKeys(rel, data.KeyList{k}, nil, 1); err != nil {
+	k, _ := f.CS.Create(rel, gun, data.ECDSAKey)
+	if err := f.Repo.UpdateDelegationKeys(rel, data.KeyList{k}, nil, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.repo.UpdateDelegationPaths(rel, []string{""}, nil, false); err != nil {
+	if err := f.Repo.UpdateDelegationPaths(rel, []string{""}, nil, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.repo.InitTargets(rel); err != nil {
+	if _, err := f.Repo.InitTargets(rel); err != nil {
 		t.Fatal(err)
 	}
-	f.addTarget(rel, "v2", "manifest v2")
-	f.publish(data.CanonicalTargetsRole, rel)
+	f.AddTarget(rel, "v2", "manifest v2")
+	f.Publish(data.CanonicalTargetsRole, rel)
 	_, res = mustUpdate(t, f, st, time.Now(), "targets/releases")
 	if got := res.Targets["targets/releases"]["v2"]; string(got.SHA256) != string(digest("manifest v2")) {
 		t.Fatalf("releases v2 = %+v", got)
@@ -224,182 +114,145 @@ func TestAttacks(t *testing.T) {
 		reason string
 	}{
 		{"timestamp rolled back", func(t *testing.T, f *fakeServer, st *State) (*State, time.Time) {
-			old := f.files["timestamp.json"]
-			f.addTarget(data.CanonicalTargetsRole, "v2", "x")
-			f.publish(data.CanonicalTargetsRole)
+			old := f.File("timestamp.json")
+			f.AddTarget(data.CanonicalTargetsRole, "v2", "x")
+			f.Publish(data.CanonicalTargetsRole)
 			st, _ = mustUpdate(t, f, st, time.Now())
-			f.files["timestamp.json"] = old
+			f.SetFile("timestamp.json", old)
 			return st, time.Now()
 		}, ReasonRollback},
 		{"frozen: timestamp expired", func(t *testing.T, f *fakeServer, st *State) (*State, time.Time) {
 			return st, time.Now().Add(15 * 24 * time.Hour)
 		}, ReasonExpired},
 		{"mix and match: old snapshot under the new name", func(t *testing.T, f *fakeServer, st *State) (*State, time.Time) {
-			oldSnap := f.files["snapshot.json"]
-			f.addTarget(data.CanonicalTargetsRole, "v2", "x")
-			f.publish(data.CanonicalTargetsRole)
+			oldSnap := f.File("snapshot.json")
+			f.AddTarget(data.CanonicalTargetsRole, "v2", "x")
+			f.Publish(data.CanonicalTargetsRole)
 			// Same length as the real one, so the hash check decides.
-			want := len(f.files["snapshot.json"])
+			want := len(f.File("snapshot.json"))
 			if len(oldSnap) < want {
 				oldSnap = append(oldSnap, []byte(strings.Repeat(" ", want-len(oldSnap)))...)
 			}
-			f.files["snapshot."+sum(f.files["snapshot.json"])+".json"] = oldSnap[:want]
+			f.SetFile("snapshot."+sum(f.File("snapshot.json"))+".json", oldSnap[:want])
 			return st, time.Now()
 		}, ReasonHash},
 		{"targets not matching the snapshot", func(t *testing.T, f *fakeServer, st *State) (*State, time.Time) {
-			oldTargets := f.files["targets.json"]
-			f.addTarget(data.CanonicalTargetsRole, "v2", "x")
-			f.publish(data.CanonicalTargetsRole)
-			f.files["targets."+sum(f.files["targets.json"])+".json"] = oldTargets
+			oldTargets := f.File("targets.json")
+			f.AddTarget(data.CanonicalTargetsRole, "v2", "x")
+			f.Publish(data.CanonicalTargetsRole)
+			f.SetFile("targets."+sum(f.File("targets.json"))+".json", oldTargets)
 			return st, time.Now()
 		}, ReasonHash},
 		{"delegation below threshold", func(t *testing.T, f *fakeServer, st *State) (*State, time.Time) {
-			k1, _ := f.cs.Create(rel, gun, data.ECDSAKey)
-			k2, _ := f.cs.Create(rel, gun, data.ECDSAKey)
-			f.repo.UpdateDelegationKeys(rel, data.KeyList{k1, k2}, nil, 2)
-			f.repo.UpdateDelegationPaths(rel, []string{""}, nil, false)
-			f.repo.InitTargets(rel)
-			f.publish(data.CanonicalTargetsRole)
+			k1, _ := f.CS.Create(rel, gun, data.ECDSAKey)
+			k2, _ := f.CS.Create(rel, gun, data.ECDSAKey)
+			f.Repo.UpdateDelegationKeys(rel, data.KeyList{k1, k2}, nil, 2)
+			f.Repo.UpdateDelegationPaths(rel, []string{""}, nil, false)
+			f.Repo.InitTargets(rel)
+			f.Publish(data.CanonicalTargetsRole)
 			// A malicious server signs releases with one of two keys.
-			f.addTarget(rel, "v1", "evil")
-			tg := f.repo.Targets[rel]
+			f.AddTarget(rel, "v1", "evil")
+			tg := f.Repo.Targets[rel]
 			tg.Signed.Version++
 			s, _ := tg.ToSigned()
 			s.Signatures = nil
-			if err := signed.Sign(f.cs, s, []data.PublicKey{k1}, 1, nil); err != nil {
+			if err := signed.Sign(f.CS, s, []data.PublicKey{k1}, 1, nil); err != nil {
 				t.Fatal(err)
 			}
-			f.serveRaw(rel, marshal(t, s))
+			f.ServeRaw(rel, marshal(t, s))
 			return st, time.Now()
 		}, ReasonSignature},
 		{"delegation signed by an unlisted key", func(t *testing.T, f *fakeServer, st *State) (*State, time.Time) {
-			k1, _ := f.cs.Create(rel, gun, data.ECDSAKey)
-			f.repo.UpdateDelegationKeys(rel, data.KeyList{k1}, nil, 1)
-			f.repo.UpdateDelegationPaths(rel, []string{""}, nil, false)
-			f.repo.InitTargets(rel)
-			f.publish(data.CanonicalTargetsRole)
-			rogue, _ := f.cs.Create("targets/rogue", gun, data.ECDSAKey)
-			f.addTarget(rel, "v1", "evil")
-			tg := f.repo.Targets[rel]
+			k1, _ := f.CS.Create(rel, gun, data.ECDSAKey)
+			f.Repo.UpdateDelegationKeys(rel, data.KeyList{k1}, nil, 1)
+			f.Repo.UpdateDelegationPaths(rel, []string{""}, nil, false)
+			f.Repo.InitTargets(rel)
+			f.Publish(data.CanonicalTargetsRole)
+			rogue, _ := f.CS.Create("targets/rogue", gun, data.ECDSAKey)
+			f.AddTarget(rel, "v1", "evil")
+			tg := f.Repo.Targets[rel]
 			tg.Signed.Version++
 			s, _ := tg.ToSigned()
 			s.Signatures = nil
-			signed.Sign(f.cs, s, []data.PublicKey{rogue}, 1, nil)
-			f.serveRaw(rel, marshal(t, s))
+			signed.Sign(f.CS, s, []data.PublicKey{rogue}, 1, nil)
+			f.ServeRaw(rel, marshal(t, s))
 			return st, time.Now()
 		}, ReasonSignature},
 		{"oversized timestamp", func(t *testing.T, f *fakeServer, st *State) (*State, time.Time) {
-			f.files["timestamp.json"] = []byte(strings.Repeat(" ", MaxTimestampBytes+1))
+			f.SetFile("timestamp.json", []byte(strings.Repeat(" ", MaxTimestampBytes+1)))
 			return st, time.Now()
 		}, ReasonTooLarge},
 		{"root replaced without the old root's signature", func(t *testing.T, f *fakeServer, st *State) (*State, time.Time) {
 			other := newFakeServer(t)
-			other.repo.Root.Signed.Version = 1
-			other.publish(data.CanonicalRootRole, data.CanonicalTargetsRole)
-			f.files = other.files
+			other.Repo.Root.Signed.Version = 1
+			other.Publish(data.CanonicalRootRole, data.CanonicalTargetsRole)
+			f.ReplaceFiles(other.Server)
 			return st, time.Now()
 		}, ReasonSignature},
 		{"root rolled back", func(t *testing.T, f *fakeServer, st *State) (*State, time.Time) {
-			v1 := f.files["root.json"]
-			newRoot := f.certKey()
-			f.repo.ReplaceBaseKeys(data.CanonicalRootRole, newRoot)
-			f.publish(data.CanonicalRootRole)
+			v1 := f.File("root.json")
+			newRoot := f.CertKey()
+			f.Repo.ReplaceBaseKeys(data.CanonicalRootRole, newRoot)
+			f.Publish(data.CanonicalRootRole)
 			st, _ = mustUpdate(t, f, st, time.Now())
-			f.files["root.json"] = v1
+			f.SetFile("root.json", v1)
 			return st, time.Now()
 		}, ReasonRollback},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeServer(t)
-			f.addTarget(data.CanonicalTargetsRole, "v1", "manifest v1")
-			f.publish(data.CanonicalRootRole, data.CanonicalTargetsRole)
+			f.AddTarget(data.CanonicalTargetsRole, "v1", "manifest v1")
+			f.Publish(data.CanonicalRootRole, data.CanonicalTargetsRole)
 			st, _ := mustUpdate(t, f, nil, time.Now(), rel.String())
 			st, now := tc.attack(t, f, st)
-			_, _, err := Update(context.Background(), gun, st, f, tofu(), now, rel.String())
+			// The engine denies: either the update fails, or the lookup
+			// of v1 along docker's path reaches a failed role.
+			_, res, err := update(st, f, tofu(), now, rel.String())
+			if err == nil {
+				_, _, err = res.Lookup(gun, "v1", DockerPath)
+			}
 			wantReason(t, err, tc.reason)
 		})
 	}
 }
 
-// serveRaw serves b as role, with a snapshot and timestamp signed over
-// it by the (malicious) server's own keys.
-func (f *fakeServer) serveRaw(role data.RoleName, b []byte) {
-	t := f.t
-	f.put(role.String(), b)
-	f.repo.Snapshot.AddMeta(role, mustMeta(t, b))
-	f.repo.Snapshot.Signed.Version++
-	f.repo.Snapshot.Signed.Expires = time.Now().AddDate(1, 0, 0)
-	sn, err := f.repo.Snapshot.ToSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sn.Signatures = nil
-	snapRole, _ := f.repo.GetBaseRole(data.CanonicalSnapshotRole)
-	if err := signed.Sign(f.cs, sn, snapRole.ListKeys(), 1, nil); err != nil {
-		t.Fatal(err)
-	}
-	f.repo.Snapshot.Signatures = sn.Signatures
-	snBytes := marshal(t, sn)
-	f.put("snapshot", snBytes)
-	f.repo.Timestamp.Signed.Meta["snapshot"] = mustMeta(t, snBytes)
-	f.repo.Timestamp.Signed.Version++
-	ts, err := f.repo.Timestamp.ToSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.Signatures = nil
-	tsRole, _ := f.repo.GetBaseRole(data.CanonicalTimestampRole)
-	if err := signed.Sign(f.cs, ts, tsRole.ListKeys(), 1, nil); err != nil {
-		t.Fatal(err)
-	}
-	f.put("timestamp", marshal(t, ts))
-}
-
-func mustMeta(t *testing.T, b []byte) data.FileMeta {
-	m, err := data.NewFileMeta(strings.NewReader(string(b)), data.NotaryDefaultHashes...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 func TestRootRotationWalksVersions(t *testing.T) {
 	f := newFakeServer(t)
-	f.publish(data.CanonicalRootRole, data.CanonicalTargetsRole)
+	f.Publish(data.CanonicalRootRole, data.CanonicalTargetsRole)
 	st, _ := mustUpdate(t, f, nil, time.Now())
 	for i := 0; i < 3; i++ {
-		f.repo.ReplaceBaseKeys(data.CanonicalRootRole, f.certKey())
-		f.publish(data.CanonicalRootRole)
+		f.Repo.ReplaceBaseKeys(data.CanonicalRootRole, f.CertKey())
+		f.Publish(data.CanonicalRootRole)
 	}
 	st2, _ := mustUpdate(t, f, st, time.Now())
 	if v, _ := rootVersion(st2.Root); v != 4 {
 		t.Fatalf("trusted root version %d, want 4", v)
 	}
 	// Without the intermediate versions the walk fails.
-	delete(f.files, "3.root.json")
-	if _, _, err := Update(context.Background(), gun, st, f, tofu(), time.Now()); err == nil {
+	f.SetFile("3.root.json", nil)
+	if _, _, err := update(st, f, tofu(), time.Now()); err == nil {
 		t.Fatal("rotation without version 3 succeeded")
 	}
 }
 
 func TestPins(t *testing.T) {
 	f := newFakeServer(t)
-	f.publish(data.CanonicalRootRole, data.CanonicalTargetsRole)
-	id, _ := utils.CanonicalKeyID(f.root)
+	f.Publish(data.CanonicalRootRole, data.CanonicalTargetsRole)
+	id, _ := utils.CanonicalKeyID(f.Root)
 	cases := []struct {
 		name string
 		pin  Pin
 		ok   bool
 	}{
-		{"cert ID of the root", Pin{CertIDs: []string{f.root.ID()}}, true},
+		{"cert ID of the root", Pin{CertIDs: []string{f.Root.ID()}}, true},
 		{"other cert ID", Pin{CertIDs: []string{strings.Repeat("a", 64)}}, false},
 		{"no pin and no TOFU", Pin{}, false},
 		{"TOFU", Pin{TOFU: true}, true},
 	}
 	_ = id
 	for _, tc := range cases {
-		_, _, err := Update(context.Background(), gun, nil, f, tc.pin, time.Now())
+		_, _, err := update(nil, f, tc.pin, time.Now())
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: err %v, want ok=%v", tc.name, err, tc.ok)
 		}
@@ -411,8 +264,8 @@ func TestPins(t *testing.T) {
 
 func TestRefresherCachesAndSurvivesOutage(t *testing.T) {
 	f := newFakeServer(t)
-	f.addTarget(data.CanonicalTargetsRole, "v1", "manifest v1")
-	f.publish(data.CanonicalRootRole, data.CanonicalTargetsRole)
+	f.AddTarget(data.CanonicalTargetsRole, "v1", "manifest v1")
+	f.Publish(data.CanonicalRootRole, data.CanonicalTargetsRole)
 	now := time.Now()
 	r := &Refresher{Interval: time.Minute, Now: func() time.Time { return now }}
 	src := Source{Key: gun, GUN: gun, Fetcher: f, Pin: tofu()}
@@ -429,7 +282,7 @@ func TestRefresherCachesAndSurvivesOutage(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	calls := f.calls
+	calls := f.Calls()
 	if calls > 8 {
 		t.Fatalf("%d fetches for a burst, want one refresh (about 4)", calls)
 	}
@@ -438,19 +291,19 @@ func TestRefresherCachesAndSurvivesOutage(t *testing.T) {
 	}
 	// Trust server down: verified data is used until the timestamp expires,
 	// and the server is retried once per interval, not per request.
-	f.down = true
+	f.SetDown(true)
 	now = now.Add(2 * time.Minute)
 	if res, _, err := r.Get(context.Background(), src); err != nil || res.Targets["targets"]["v1"].Length != 11 {
 		t.Fatalf("during outage: %v", err)
 	}
-	tried := f.calls
+	tried := f.Calls()
 	for i := 0; i < 10; i++ {
 		if _, cached, err := r.Get(context.Background(), src); err != nil || !cached {
 			t.Fatalf("request %d during the outage: cached %v, %v", i, cached, err)
 		}
 	}
-	if f.calls != tried {
-		t.Fatalf("%d fetches for 10 requests within one interval of a failed refresh", f.calls-tried)
+	if f.Calls() != tried {
+		t.Fatalf("%d fetches for 10 requests within one interval of a failed refresh", f.Calls()-tried)
 	}
 	now = now.Add(15 * 24 * time.Hour)
 	if _, _, err := r.Get(context.Background(), src); err == nil {
