@@ -30,13 +30,19 @@ type Store struct {
 	cs  *cryptoservice.CryptoService
 }
 
-// Open opens (and creates) the key store of a trust dir.
+// Open opens (and creates) the key store of a trust dir. A key file it
+// cannot read is an error naming the file (see CheckFiles).
 func Open(trustDir string, r *Retriever) (*Store, error) {
 	if trustDir == "" {
 		return nil, errors.New("open key store: no trust dir")
 	}
 	if r == nil {
 		r = &Retriever{}
+	}
+	// notary's store skips (and logs) key files it cannot read; signet
+	// refuses them.
+	if err := CheckFiles(trustDir); err != nil {
+		return nil, err
 	}
 	ks, err := trustmanager.NewKeyFileStore(trustDir, r.PassRetriever())
 	if err != nil {

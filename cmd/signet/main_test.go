@@ -3,10 +3,12 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,6 +123,23 @@ func TestScripts(t *testing.T) {
 				tag, err := name.NewTag("example.com/saved:latest")
 				ts.Check(err)
 				ts.Check(tarball.WriteToFile(ts.MkAbs(args[0]), tag, img))
+			},
+			// jsonlines stdout|stderr: the last command wrote at least one
+			// line there, and every line is a JSON object.
+			"jsonlines": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 || (args[0] != "stdout" && args[0] != "stderr") {
+					ts.Fatalf("usage: jsonlines stdout|stderr")
+				}
+				text := strings.TrimRight(ts.ReadFile(args[0]), "\n")
+				if text == "" {
+					ts.Fatalf("no %s lines", args[0])
+				}
+				for i, line := range strings.Split(text, "\n") {
+					var obj map[string]any
+					if err := json.Unmarshal([]byte(line), &obj); err != nil {
+						ts.Fatalf("%s line %d is not a JSON object: %q", args[0], i+1, line)
+					}
+				}
 			},
 			// httpget URL: print the status code and body to stdout.
 			"httpget": func(ts *testscript.TestScript, neg bool, args []string) {

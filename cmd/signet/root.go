@@ -30,6 +30,9 @@ Notary v1 and Docker Content Trust, serves that trust data from its own
 trust server, and (in later commands) enforces it for every client.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return g.setupLogging(cmd)
+		},
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
@@ -53,6 +56,9 @@ func (g *globalFlags) logger(w io.Writer) (*slog.Logger, error) {
 	}
 	return nil, fmt.Errorf("--log-format %q: use text or json", g.logFormat)
 }
+
+// jsonLogs reports whether logs are JSON (--log-format json).
+func (g *globalFlags) jsonLogs() bool { return strings.EqualFold(g.logFormat, "json") }
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{

@@ -108,7 +108,7 @@ type statusBody struct {
 type jsonTime struct{ s string }
 
 func (j *jsonTime) UnmarshalJSON(b []byte) error { j.s = string(b); return nil }
-func (j jsonTime) IsZero() bool                   { return j.s == "" || strings.HasPrefix(j.s, `"0001`) }
+func (j jsonTime) IsZero() bool                  { return j.s == "" || strings.HasPrefix(j.s, `"0001`) }
 
 func status(t *testing.T, host string) statusBody {
 	t.Helper()
