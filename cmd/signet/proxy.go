@@ -26,6 +26,8 @@ type proxyFlags struct {
 	rootCA, mode                        string
 	refresh, grace                      time.Duration
 	tlsCert, tlsKey, clientCA, htpasswd string
+	trustCA                             string
+	upCreds, upUser, upPasswordFile     string
 }
 
 func newProxyCmd(g *globalFlags) *cobra.Command {
@@ -42,7 +44,13 @@ Denials are 403 DENIED with the image, the reason and the policy rule.
 Quick start (no policy file): every repository of --upstream, docker's rule
 (targets/releases, else targets), roots pinned with --root-cert-id or
 --root-ca, or trusted on first use with --tofu. --policy FILE replaces the
-quick-start flags.`,
+quick-start flags.
+
+Upstream access is anonymous unless you grant more: whoever can reach the
+proxy can pull what its upstream credentials can read (within the policy).
+--upstream-credentials docker uses the docker credentials of the user
+running the proxy; --upstream-username with --upstream-password-file uses
+basic auth; a policy file sets credentials per upstream.`,
 		Example: `  signet proxy --addr 127.0.0.1:5001 --upstream http://127.0.0.1:5000 --trust-server http://127.0.0.1:4443 --tofu
   signet proxy --addr :5443 --tls-cert tls.crt --tls-key tls.key --policy /etc/signet/policy.yaml`,
 		Args: cobra.NoArgs,
@@ -57,7 +65,11 @@ quick-start flags.`,
 	fl.StringVar(&f.rootCA, "root-ca", "", "PEM CA that root certificates must chain to (quick start)")
 	fl.StringSliceVar(&f.signers, "signer", nil, "delegation that must have signed (repeatable; all must agree); default docker's rule")
 	fl.StringVar(&f.mode, "mode", "enforce", "enforce, or warn (serve unsigned images with a Warning header)")
+	fl.StringVar(&f.upCreds, "upstream-credentials", proxy.CredentialsAnonymous, "what the proxy presents to the upstream: anonymous, docker (~/.docker/config.json and credential helpers of the user running the proxy) or basic (quick start)")
+	fl.StringVar(&f.upUser, "upstream-username", "", "upstream user for basic credentials (quick start)")
+	fl.StringVar(&f.upPasswordFile, "upstream-password-file", "", "file holding the upstream password for basic credentials (quick start)")
 	fl.StringVar(&f.policy, "policy", "", "policy file (YAML); replaces the quick-start flags")
+	fl.StringVar(&f.trustCA, "trust-ca", "", "PEM CA bundle for the trust server (default ~/.docker/tls/<host:port>/ca.crt if present)")
 	fl.DurationVar(&f.refresh, "refresh", 30*time.Second, "how often trust data is refreshed per repository")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate for clients")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS key for --tls-cert")
@@ -69,8 +81,9 @@ quick-start flags.`,
 
 func proxyPolicy(f *proxyFlags) ([]proxy.Upstream, proxy.Policy, error) {
 	if f.policy != "" {
-		if f.upstream != "" || f.trustServer != "" || f.tofu || len(f.rootCertIDs) > 0 || f.rootCA != "" || len(f.signers) > 0 {
-			return nil, proxy.Policy{}, errors.New("--policy replaces --upstream, --trust-server, --tofu, --root-cert-id, --root-ca and --signer: use one or the other")
+		if f.upstream != "" || f.trustServer != "" || f.tofu || len(f.rootCertIDs) > 0 || f.rootCA != "" || len(f.signers) > 0 ||
+			f.upCreds != proxy.CredentialsAnonymous || f.upUser != "" || f.upPasswordFile != "" {
+			return nil, proxy.Policy{}, errors.New("--policy replaces --upstream, --upstream-credentials, --upstream-username, --upstream-password-file, --trust-server, --tofu, --root-cert-id, --root-ca and --signer: use one or the other")
 		}
 		return proxy.LoadFile(f.policy)
 	}
@@ -80,7 +93,21 @@ func proxyPolicy(f *proxyFlags) ([]proxy.Upstream, proxy.Policy, error) {
 	if f.mode != "enforce" && f.mode != "warn" {
 		return nil, proxy.Policy{}, fmt.Errorf("--mode %q: use enforce or warn", f.mode)
 	}
-	return proxy.QuickStart(f.upstream, f.trustServer, verify.Pin{TOFU: f.tofu, CertIDs: f.rootCertIDs, CAFile: f.rootCA}, f.signers, f.mode)
+	ups, pol, err := proxy.QuickStart(f.upstream, f.trustServer, verify.Pin{TOFU: f.tofu, CertIDs: f.rootCertIDs, CAFile: f.rootCA}, f.signers, f.mode)
+	if err != nil {
+		return nil, proxy.Policy{}, err
+	}
+	if f.upUser != "" || f.upPasswordFile != "" {
+		if f.upCreds != proxy.CredentialsAnonymous && f.upCreds != proxy.CredentialsBasic {
+			return nil, proxy.Policy{}, fmt.Errorf("--upstream-username and --upstream-password-file go with --upstream-credentials basic, not %q", f.upCreds)
+		}
+		f.upCreds = proxy.CredentialsBasic
+	}
+	ups[0].Credentials, ups[0].Username, ups[0].PasswordFile = f.upCreds, f.upUser, f.upPasswordFile
+	if f.upCreds == proxy.CredentialsBasic && (f.upUser == "" || f.upPasswordFile == "") {
+		return nil, proxy.Policy{}, errors.New("--upstream-credentials basic needs --upstream-username and --upstream-password-file")
+	}
+	return ups, pol, nil
 }
 
 func runProxy(cmd *cobra.Command, g *globalFlags, f *proxyFlags) error {
@@ -92,7 +119,7 @@ func runProxy(cmd *cobra.Command, g *globalFlags, f *proxyFlags) error {
 	if err != nil {
 		return err
 	}
-	p, err := proxy.New(proxy.Options{Upstreams: ups, Policy: pol, Keychain: authn.DefaultKeychain, RefreshInterval: f.refresh, Logger: logger})
+	p, err := proxy.New(proxy.Options{Upstreams: ups, Policy: pol, Keychain: authn.DefaultKeychain, TrustCAFile: f.trustCA, RefreshInterval: f.refresh, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -111,6 +138,9 @@ func runProxy(cmd *cobra.Command, g *globalFlags, f *proxyFlags) error {
 	ln, scheme, err := listen(f.addr, tlsConfig)
 	if err != nil {
 		return err
+	}
+	for _, u := range ups {
+		logger.Info("upstream", "url", u.URL, "prefix", u.Prefix, "credentials", u.Presents())
 	}
 	for _, r := range pol.Rules {
 		logger.Info("policy rule", "name", r.Name, "match", r.Match, "trust_server", r.TrustServer, "tofu", r.Pin.TOFU, "mode", r.Mode)

@@ -17,6 +17,9 @@ import (
 //	  - prefix: docker.io                 # proxy/docker.io/library/nginx
 //	    url: https://registry-1.docker.io
 //	    host: docker.io                   # registry name in GUNs
+//	    credentials: basic                # anonymous (default) | docker | basic
+//	    username: puller
+//	    password_file: /run/secrets/hub-password
 //	rules:
 //	  - name: team
 //	    match: "127.0.0.1:5000/team/*"    # glob over the GUN
@@ -27,9 +30,12 @@ import (
 //	    mode: enforce                     # enforce | warn | allow
 type File struct {
 	Upstreams []struct {
-		Prefix string `yaml:"prefix"`
-		URL    string `yaml:"url"`
-		Host   string `yaml:"host"`
+		Prefix       string `yaml:"prefix"`
+		URL          string `yaml:"url"`
+		Host         string `yaml:"host"`
+		Credentials  string `yaml:"credentials"`
+		Username     string `yaml:"username"`
+		PasswordFile string `yaml:"password_file"`
 	} `yaml:"upstreams"`
 	Rules []struct {
 		Name        string   `yaml:"name"`
@@ -66,7 +72,11 @@ func LoadFile(path string) ([]Upstream, Policy, error) {
 	}
 	var ups []Upstream
 	for _, u := range f.Upstreams {
-		ups = append(ups, Upstream{Prefix: u.Prefix, URL: u.URL, Host: u.Host})
+		up := Upstream{Prefix: u.Prefix, URL: u.URL, Host: u.Host, Credentials: u.Credentials, Username: u.Username, PasswordFile: u.PasswordFile}
+		if err := checkCredentials(up); err != nil {
+			return nil, Policy{}, fmt.Errorf("policy %q: %w", path, err)
+		}
+		ups = append(ups, up)
 	}
 	var pol Policy
 	for _, r := range f.Rules {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -65,6 +66,7 @@ func (p *Proxy) manifestByTag(ctx context.Context, rr repoRef, tag string) (cach
 	if err != nil {
 		return cachedManifest{}, err
 	}
+	p.allowed.observe(rr.gun, res.TimestampVersion)
 	t, _, err := signedTag(res, rr.rule, rr.gun, tag)
 	if err != nil {
 		return cachedManifest{}, err
@@ -75,11 +77,14 @@ func (p *Proxy) manifestByTag(ctx context.Context, rr repoRef, tag string) (cach
 }
 
 func (p *Proxy) manifestByDigest(ctx context.Context, rr repoRef, digest string) (cachedManifest, error) {
+	// Decided against the current trust data: what older data allowed
+	// is forgotten once it changes (see allowedSet.observe).
+	res, err := p.trustResult(ctx, rr)
+	if err != nil {
+		return cachedManifest{}, err
+	}
+	p.allowed.observe(rr.gun, res.TimestampVersion)
 	if !p.allowed.has(rr.gun, digest) {
-		res, err := p.trustResult(ctx, rr)
-		if err != nil {
-			return cachedManifest{}, err
-		}
 		ok, err := p.reachable(ctx, rr, res, digest)
 		if err != nil {
 			return cachedManifest{}, err
@@ -261,8 +266,15 @@ func (p *Proxy) upstreamGet(ctx context.Context, rr repoRef, method, kind, ref, 
 	if accept != "" {
 		req.Header.Set("Accept", accept)
 	}
-	resp, err := (&http.Client{Transport: rt}).Do(req)
+	client := &http.Client{Transport: rt, CheckRedirect: func(next *http.Request, via []*http.Request) error {
+		return checkRedirect(rr, kind, next, via)
+	}}
+	resp, err := client.Do(req)
 	if err != nil {
+		var refused *redirectError
+		if errors.As(err, &refused) {
+			return nil, &upstreamError{status: http.StatusBadGateway, msg: refused.Error()}
+		}
 		return nil, &upstreamError{status: http.StatusBadGateway, msg: fmt.Sprintf("upstream %s: %v", rr.up.URL, err)}
 	}
 	return resp, nil

@@ -91,8 +91,13 @@ func (p Policy) Validate() error {
 	return nil
 }
 
-// match returns the most specific rule matching gun.
+// match returns the most specific rule matching gun. Only a name of the
+// reference grammar matches anything: "team/../other" or "team//x" would
+// pass a prefix test while naming another repository.
 func (p Policy) match(gun string) (Rule, bool) {
+	if !validGUN(gun) {
+		return Rule{}, false
+	}
 	best, found := Rule{}, false
 	bestLit, bestLen := -1, -1
 	for _, r := range p.Rules {

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"net/http"
+	"path"
 	"strings"
 	"testing"
 
@@ -27,6 +29,12 @@ func TestPolicyMatch(t *testing.T) {
 		"docker.io/other/nginx":   "",
 		"other:5000/app":          "",
 		"reg:5000":                "",
+		// Only clean names match: these would pass a prefix test.
+		"reg:5000/team/../special": "",
+		"reg:5000/team//app":       "",
+		"reg:5000/team/./app":      "",
+		"reg:5000/team/app/":       "",
+		"reg:5000/team/App":        "",
 	}
 	for gun, want := range tests {
 		r, ok := p.match(gun)
@@ -79,6 +87,31 @@ func FuzzParseRequest(f *testing.F) {
 		case "manifests", "blobs", "tags":
 		default:
 			t.Fatalf("%q: kind %q", path, req.kind)
+		}
+	})
+}
+
+// FuzzCheckRequest: whatever path a client sends, a request that passes
+// the name check names one clean repository, spelled as it was sent.
+func FuzzCheckRequest(f *testing.F) {
+	for _, s := range []string{"/v2/a/manifests/v1", "/v2/public/..%2Fteam/x/manifests/v1", "/v2/a//b/blobs/sha256:00", "/v2/p/%2e%2e/tags/list", "/v2/a%2Fb/manifests/v1"} {
+		f.Add(s)
+	}
+	p := &Proxy{ups: upstreams{fallback: &upstream{gunHost: "reg:5000"}}}
+	f.Fuzz(func(t *testing.T, raw string) {
+		r, err := http.NewRequest(http.MethodGet, "http://proxy"+raw, nil)
+		if err != nil {
+			return
+		}
+		req, ok := parseRequest(r.URL.Path)
+		if !ok || p.checkRequest(r, req) != nil {
+			return
+		}
+		if path.Clean("/"+req.name) != "/"+req.name || strings.Contains(req.name, "..") || strings.ToLower(req.name) != req.name {
+			t.Fatalf("%q accepted with name %q", raw, req.name)
+		}
+		if !strings.HasPrefix(r.URL.EscapedPath(), "/v2/"+req.name+"/") {
+			t.Fatalf("%q accepted with name %q, not as sent", raw, req.name)
 		}
 	})
 }

@@ -28,14 +28,23 @@ type Options struct {
 	Upstreams []Upstream
 	// Policy decides which repositories are served and how.
 	Policy Policy
-	// Keychain gives upstream credentials; nil is anonymous.
+	// Keychain gives the credentials of upstreams whose Credentials are
+	// CredentialsDocker; nil is authn.DefaultKeychain. Other upstreams
+	// never see it.
 	Keychain authn.Keychain
 	// UpstreamTransport carries requests to upstreams; nil uses a clone
 	// of http.DefaultTransport keeping 64 idle connections per host.
 	UpstreamTransport http.RoundTripper
 	// TrustClient fetches trust data; nil uses a client with a 30s
-	// timeout.
+	// timeout that trusts the system roots plus TrustCAFile, or, without
+	// it, each trust server's ~/.docker/tls/<host:port>/ca.crt as docker
+	// does. A TrustClient given here is used as it is.
 	TrustClient *http.Client
+	// TrustCAFile is a PEM bundle of CAs trusted for every trust
+	// server's TLS certificate, besides the system roots.
+	TrustCAFile string
+	// Home is the folder holding .docker (default the user's home).
+	Home string
 	// RefreshInterval between trust data refreshes per repository
 	// (default 30s).
 	RefreshInterval time.Duration
@@ -78,6 +87,9 @@ func New(opts Options) (*Proxy, error) {
 		if err != nil {
 			return nil, err
 		}
+		if up.keychain, err = authFor(u, opts.Keychain); err != nil {
+			return nil, err
+		}
 		if u.Prefix == "" {
 			if ups.fallback != nil {
 				return nil, errors.New("more than one default upstream (without a prefix)")
@@ -103,7 +115,11 @@ func New(opts Options) (*Proxy, error) {
 	}
 	tc := opts.TrustClient
 	if tc == nil {
-		tc = &http.Client{Timeout: 30 * time.Second}
+		rt, err := trustTransport(opts.Policy, opts.TrustCAFile, opts.Home)
+		if err != nil {
+			return nil, err
+		}
+		tc = &http.Client{Transport: rt, Timeout: 30 * time.Second}
 	}
 	maxMan := opts.MaxManifestBytes
 	if maxMan <= 0 {
@@ -120,7 +136,7 @@ func New(opts Options) (*Proxy, error) {
 	p := &Proxy{
 		ups:       ups,
 		policy:    opts.Policy,
-		trans:     &transports{keychain: opts.Keychain, base: base},
+		trans:     &transports{base: base},
 		trustCli:  tc,
 		maxMan:    maxMan,
 		manifests: newManifestCache(cacheBytes),
@@ -134,8 +150,10 @@ func New(opts Options) (*Proxy, error) {
 		Logger:   logger,
 		OnRefresh: func(d time.Duration, err error) {
 			p.metrics.refresh.WithLabelValues(outcome(err)).Observe(d.Seconds())
+			p.metrics.refreshes.WithLabelValues(refreshResult(err)).Inc()
 		},
 	}
+	p.metrics.watchStale(func() float64 { return float64(len(p.refresher.Stale())) })
 	return p, nil
 }
 
@@ -147,14 +165,23 @@ func outcome(err error) string {
 }
 
 // Handler returns the proxy with its health, readiness and metrics
-// endpoints.
+// endpoints. The distribution API goes to the proxy as the client sent
+// it: a ServeMux would redirect "/v2/a/../b" to "/v2/b" where the proxy
+// answers that the name is invalid.
 func (p *Proxy) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ready\n") })
 	mux.Handle("/metrics", p.metrics.handler)
+	mux.HandleFunc("/_signet/status", p.serveStatus)
 	mux.Handle("/", p)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
+			p.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // request is a parsed distribution API request.
@@ -201,6 +228,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		p.metrics.decisions.WithLabelValues("deny", "push").Inc()
 		writeError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "signet proxy serves pulls only: push to the registry itself")
+		return
+	}
+	// The name and reference are checked before any rule is matched.
+	if bad := p.checkRequest(r, req); bad != nil {
+		p.metrics.decisions.WithLabelValues("deny", strings.ToLower(bad.code)).Inc()
+		p.audit(r, req, "deny", bad.msg, "", "")
+		writeError(w, http.StatusBadRequest, bad.code, bad.msg)
 		return
 	}
 	ctx, cancel := withTimeout(r.Context())
@@ -268,7 +302,7 @@ func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, req request, err er
 
 // short maps a reason to a metric label.
 func short(reason string) string {
-	for _, k := range []string{"not signed", "no policy", "trust data", "does not match", "not referenced", "signers disagree", "expired", "unreachable"} {
+	for _, k := range []string{"not signed", "no policy", "trust data", "does not match", "not referenced", "signers disagree", "expired", "unreachable", "invalid repository name"} {
 		if strings.Contains(reason, k) {
 			return strings.ReplaceAll(k, " ", "_")
 		}

@@ -75,6 +75,8 @@ type env struct {
 	tamper    *tamper
 	now       time.Time
 	trustDown atomic.Bool
+	// trustRequests counts the requests the trust server was sent.
+	trustRequests atomic.Int64
 	// trustReplay maps a trust server path to bytes served instead (a
 	// compromised or replaying trust server).
 	trustReplay sync.Map
@@ -82,14 +84,26 @@ type env struct {
 
 func newEnv(t testing.TB, mutate func(*Options)) *env {
 	t.Helper()
+	return newEnvWrapped(t, nil, mutate)
+}
+
+// newEnvWrapped is newEnv with the upstream registry behind wrap (auth,
+// redirects, a record of requests).
+func newEnvWrapped(t testing.TB, wrap func(http.Handler) http.Handler, mutate func(*Options)) *env {
+	t.Helper()
 	e := &env{t: t, tamper: &tamper{}, now: time.Now()}
-	up := httptest.NewServer(e.tamper.wrap(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))))
+	var upstream http.Handler = e.tamper.wrap(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	if wrap != nil {
+		upstream = wrap(upstream)
+	}
+	up := httptest.NewServer(upstream)
 	t.Cleanup(up.Close)
 	e.upstream = strings.TrimPrefix(up.URL, "http://")
 	// The trust server sits behind a switch so tests can take it down.
 	real, _ := url.Parse(testservers.TrustServer(t))
 	rp := httputil.NewSingleHostReverseProxy(real)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.trustRequests.Add(1)
 		if e.trustDown.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
