@@ -115,14 +115,22 @@ func NewTransport(ctx context.Context, server, gun string, opts TransportOptions
 }
 
 func tlsConfigFor(u *url.URL, opts TransportOptions) (*tls.Config, error) {
+	return TLSConfig(u.Host, opts.CAFile, opts.Home)
+}
+
+// TLSConfig is the TLS configuration for a trust server at host
+// (host:port), as docker's client builds it: the system roots plus
+// caFile, or, without one, <home>/.docker/tls/<host>/ca.crt when it
+// exists (home defaults to the user's). RootCAs is nil when neither is
+// given. A CA file that cannot be read or holds no certificate is an
+// error naming it.
+func TLSConfig(host, caFile, home string) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	caFile := opts.CAFile
 	if caFile == "" {
-		home := opts.Home
 		if home == "" {
 			home, _ = os.UserHomeDir()
 		}
-		candidate := filepath.Join(home, ".docker", "tls", u.Host, "ca.crt")
+		candidate := filepath.Join(home, ".docker", "tls", host, "ca.crt")
 		if _, err := os.Stat(candidate); err == nil {
 			caFile = candidate
 		}
@@ -139,7 +147,7 @@ func tlsConfigFor(u *url.URL, opts TransportOptions) (*tls.Config, error) {
 		pool = x509.NewCertPool()
 	}
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("trust server CA %q holds no PEM certificate", caFile)
+		return nil, fmt.Errorf("trust server CA %q holds no PEM certificate: give the CA's certificate in PEM", caFile)
 	}
 	cfg.RootCAs = pool
 	return cfg, nil

@@ -37,13 +37,15 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {
-			// A free loopback port for scripts that start a server.
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				return err
+			// Free loopback ports for scripts that start servers.
+			for _, v := range []string{"PORT", "PORT2"} {
+				l, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					return err
+				}
+				env.Setenv(v, fmt.Sprint(l.Addr().(*net.TCPAddr).Port))
+				defer l.Close()
 			}
-			env.Setenv("PORT", fmt.Sprint(l.Addr().(*net.TCPAddr).Port))
-			l.Close()
 			env.Setenv("HOME", env.WorkDir+"/home")
 			env.Setenv("SIGNET_SERVER_KEY_PASSPHRASE", "")
 			// A registry and a trust server for the publisher scripts.

@@ -1,13 +1,10 @@
 package proxy
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
+
+	"github.com/signet-project/signet/trust"
 )
 
 // trustTransport returns the transport to the policy's trust servers.
@@ -18,15 +15,12 @@ import (
 func trustTransport(pol Policy, caFile, home string) (http.RoundTripper, error) {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	if caFile != "" {
-		pool, err := caPool(caFile)
+		cfg, err := trust.TLSConfig("", caFile, home)
 		if err != nil {
 			return nil, err
 		}
-		base.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+		base.TLSClientConfig = cfg
 		return base, nil
-	}
-	if home == "" {
-		home, _ = os.UserHomeDir()
 	}
 	byHost := hostTransports{fallback: base, m: map[string]http.RoundTripper{}}
 	for _, r := range pol.Rules {
@@ -34,38 +28,21 @@ func trustTransport(pol Policy, caFile, home string) (http.RoundTripper, error) 
 		if err != nil || u.Scheme != "https" || byHost.m[u.Host] != nil {
 			continue
 		}
-		candidate := filepath.Join(home, ".docker", "tls", u.Host, "ca.crt")
-		if _, err := os.Stat(candidate); err != nil {
-			continue
-		}
-		pool, err := caPool(candidate)
+		cfg, err := trust.TLSConfig(u.Host, "", home)
 		if err != nil {
 			return nil, err
 		}
+		if cfg.RootCAs == nil {
+			continue
+		}
 		t := base.Clone()
-		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+		t.TLSClientConfig = cfg
 		byHost.m[u.Host] = t
 	}
 	if len(byHost.m) == 0 {
 		return base, nil
 	}
 	return byHost, nil
-}
-
-// caPool is the system roots plus the PEM certificates in file.
-func caPool(file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("read trust server CA %q: %w", file, err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("trust server CA %q holds no PEM certificate: give the CA's certificate in PEM", file)
-	}
-	return pool, nil
 }
 
 // hostTransports sends each request with the transport of its host.
