@@ -2,7 +2,6 @@ package trust
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -104,7 +103,7 @@ func LoadState(dir string) (*verify.State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read cached root %s: %w", rootPath, err)
 	}
-	if _, err := version(root, "Root"); err != nil {
+	if _, err := verify.Version(root, "Root"); err != nil {
 		return nil, fmt.Errorf("cached root %s is corrupt (%v): it pins this repository's root keys, so remove it only if you know why it changed; the next read then trusts the server's root on first use", rootPath, err)
 	}
 	st := &verify.State{Root: root, Versions: map[string]int{}}
@@ -132,7 +131,7 @@ func LoadState(dir string) (*verify.State, error) {
 		if err != nil {
 			return fmt.Errorf("read cached metadata %s: %w", p, err)
 		}
-		v, err := version(raw, typ)
+		v, err := verify.Version(raw, typ)
 		if err != nil {
 			return fmt.Errorf("cached metadata %s is corrupt (%v): remove it; the next read fetches it again", p, err)
 		}
@@ -143,23 +142,6 @@ func LoadState(dir string) (*verify.State, error) {
 		return nil, err
 	}
 	return st, nil
-}
-
-// version reads signed.version of metadata of the given type.
-func version(raw []byte, typ string) (int, error) {
-	var s struct {
-		Signed struct {
-			Type    string `json:"_type"`
-			Version int    `json:"version"`
-		} `json:"signed"`
-	}
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return 0, fmt.Errorf("not JSON: %w", err)
-	}
-	if s.Signed.Type != typ || s.Signed.Version < 1 {
-		return 0, fmt.Errorf("want %s metadata, got type %q version %d", typ, s.Signed.Type, s.Signed.Version)
-	}
-	return s.Signed.Version, nil
 }
 
 // saveVerified writes verified metadata into the cache, each file

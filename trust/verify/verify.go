@@ -528,6 +528,16 @@ func trustRoot(ctx context.Context, g data.GUN, prev *State, f Fetcher, tp trust
 }
 
 func rootVersion(raw []byte) (int, error) {
+	v, err := Version(raw, "Root")
+	if err != nil {
+		return 0, fmt.Errorf("parse root: %w", err)
+	}
+	return v, nil
+}
+
+// Version reads signed.version of metadata of type typ ("Root",
+// "Timestamp", "Snapshot", "Targets") without verifying it.
+func Version(raw []byte, typ string) (int, error) {
 	var s struct {
 		Signed struct {
 			Type    string `json:"_type"`
@@ -535,10 +545,10 @@ func rootVersion(raw []byte) (int, error) {
 		} `json:"signed"`
 	}
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return 0, fmt.Errorf("parse root: %w", err)
+		return 0, fmt.Errorf("not JSON: %w", err)
 	}
-	if s.Signed.Type != "Root" || s.Signed.Version < 1 {
-		return 0, fmt.Errorf("not a root (type %q, version %d)", s.Signed.Type, s.Signed.Version)
+	if s.Signed.Type != typ || s.Signed.Version < 1 {
+		return 0, fmt.Errorf("want %s metadata, got type %q version %d", typ, s.Signed.Type, s.Signed.Version)
 	}
 	return s.Signed.Version, nil
 }
