@@ -82,6 +82,7 @@ one generated into the data dir on first start (development only).`,
 	fl.Int64Var(&f.limits.MaxRequestBytes, "max-request-bytes", 32<<20, "largest update request accepted")
 	fl.Int64Var(&f.limits.MaxMetadataBytes, "max-metadata-bytes", 16<<20, "largest metadata file accepted in an update")
 	fl.IntVar(&f.limits.MaxParts, "max-parts", 100, "most metadata files accepted in one update")
+	fl.Int64Var(&f.limits.MaxBytesInFlight, "max-bytes-in-flight", 256<<20, "most bytes of updates handled at once, server-wide (past it: 503 with Retry-After)")
 	fl.DurationVar(&f.grace, "shutdown-grace", 15*time.Second, "how long to let requests finish on shutdown")
 	return cmd
 }

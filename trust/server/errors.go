@@ -36,6 +36,11 @@ var (
 		Description:    "The repository is outside the server's allow-list of prefixes.",
 		HTTPStatusCode: http.StatusForbidden,
 	})
+	errBusy = errcode.Register("signet", errcode.ErrorDescriptor{
+		Value: "SIGNET_BUSY", Message: "server busy",
+		Description:    "Updates in flight hold the server's memory limit; retry after the Retry-After seconds.",
+		HTTPStatusCode: http.StatusServiceUnavailable,
+	})
 	errUnauthorized = errcode.ErrorCodeUnauthorized
 	errDenied       = errcode.ErrorCodeDenied
 	errMethod       = errcode.Register("signet", errcode.ErrorDescriptor{

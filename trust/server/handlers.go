@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -49,6 +50,9 @@ func (s *Server) readUpdate(r *http.Request) ([]storage.MetaUpdate, error) {
 			if errors.As(err, &mbe) {
 				return nil, errTooLarge.WithMessage(fmt.Sprintf("update is over the %d byte limit", s.limits.MaxRequestBytes))
 			}
+			if errors.Is(err, errBudgetSpent) {
+				return nil, errBudgetSpent
+			}
 			return nil, errMalformedUpload.WithMessage("read multipart update: " + err.Error())
 		}
 		if len(updates) >= s.limits.MaxParts {
@@ -88,6 +92,9 @@ func (s *Server) readPart(part *multipart.Part) (storage.MetaUpdate, error) {
 		if errors.As(err, &mbe) {
 			return storage.MetaUpdate{}, errTooLarge.WithMessage(fmt.Sprintf("update is over the %d byte limit", s.limits.MaxRequestBytes))
 		}
+		if errors.Is(err, errBudgetSpent) {
+			return storage.MetaUpdate{}, errBudgetSpent
+		}
 		return storage.MetaUpdate{}, errMalformedUpload.WithMessage(fmt.Sprintf("read %s: %v", role, err))
 	}
 	if int64(len(raw)) > s.limits.MaxMetadataBytes {
@@ -109,7 +116,17 @@ func (s *Server) readPart(part *multipart.Part) (storage.MetaUpdate, error) {
 
 func (s *Server) update(w http.ResponseWriter, r *http.Request, rt route) {
 	gun := data.GUN(rt.gun)
+	release, err := s.inflight.admit(r, s.limits.MaxRequestBytes)
+	if err != nil {
+		s.refuseBusy(w, rt.gun)
+		return
+	}
+	defer release()
 	updates, err := s.readUpdate(r)
+	if errors.Is(err, errBudgetSpent) {
+		s.refuseBusy(w, rt.gun)
+		return
+	}
 	if err != nil {
 		s.metrics.publishes.WithLabelValues("invalid").Inc()
 		s.log.Info("update refused", "gun", rt.gun, "err", err)
@@ -144,6 +161,12 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, rt route) {
 		attrs = append(attrs, u.Role.String(), u.Version)
 	}
 	s.log.Info("published", attrs...)
+}
+
+func (s *Server) refuseBusy(w http.ResponseWriter, gun string) {
+	s.metrics.publishes.WithLabelValues("busy").Inc()
+	s.log.Warn("update refused: bytes in flight at the limit", "gun", gun, "limit", s.inflight.max)
+	s.busyError(w)
 }
 
 // invalidUpdateError keeps notary's serializable detail (the notary
@@ -245,7 +268,7 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request, rt route) {
 	gun, role := data.GUN(rt.gun), data.RoleName(rt.role)
 	unlock := s.lockGUN(rt.gun)
 	defer unlock()
-	key, err := s.currentKey(gun, role)
+	key, err := s.currentKey(r.Context(), gun, role)
 	if err != nil {
 		s.log.Error("get server key", "gun", rt.gun, "role", rt.role, "err", err)
 		writeError(w, errUnknown.WithMessage(fmt.Sprintf("getting the %s key of %s failed", role, gun)))
@@ -256,24 +279,24 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request, rt route) {
 
 // currentKey returns the server's key for role: the one root names if the
 // server holds it; before the repository has a root, the newest key made
-// for it (so repeated GETs by an initialising client do not pile up keys);
-// otherwise a new key.
-func (s *Server) currentKey(gun data.GUN, role data.RoleName) (data.PublicKey, error) {
+// for it, or a new one, the same on every replica (so repeated or
+// concurrent GETs by initialising clients do not pile up keys); otherwise
+// a new key.
+func (s *Server) currentKey(ctx context.Context, gun data.GUN, role data.RoleName) (data.PublicKey, error) {
 	_, _, err := s.store.GetCurrent(gun, data.CanonicalRootRole)
 	if err != nil && !isNotFound(err) {
 		return nil, err
 	}
 	if isNotFound(err) {
-		id, err := s.keys.newestKey(gun, role)
+		id, err := s.keys.newestOrCreate(ctx, gun, role, s.algo)
 		if err != nil {
 			return nil, err
 		}
-		if id != "" {
-			if k := s.crypto.GetKey(id); k != nil {
-				return k, nil
-			}
+		k := s.crypto.GetKey(id)
+		if k == nil {
+			return nil, fmt.Errorf("read %s key %s of %q: not found after it was stored", role, id, gun)
 		}
-		return s.crypto.Create(role, gun, s.algo)
+		return k, nil
 	}
 	if role == data.CanonicalTimestampRole {
 		return timestamp.GetOrCreateTimestampKey(gun, s.store, s.crypto, s.algo)

@@ -18,7 +18,7 @@ type metrics struct {
 	handler   http.Handler
 }
 
-func newMetrics(reg prometheus.Registerer, gather prometheus.Gatherer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, gather prometheus.Gatherer, inFlight func() int64) (*metrics, error) {
 	if reg == nil {
 		r := prometheus.NewRegistry()
 		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -39,10 +39,14 @@ func newMetrics(reg prometheus.Registerer, gather prometheus.Gatherer) (*metrics
 		}, []string{"route"}),
 		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "signet_trust_server_publishes_total",
-			Help: "Metadata updates by outcome (ok, invalid, conflict, error).",
+			Help: "Metadata updates by outcome (ok, invalid, conflict, busy, error).",
 		}, []string{"outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.publishes} {
+	bytesInFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "signet_trust_server_update_bytes_in_flight",
+		Help: "Bytes of update requests being handled, bounded by --max-bytes-in-flight.",
+	}, func() float64 { return float64(inFlight()) })
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.publishes, bytesInFlight} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

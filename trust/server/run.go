@@ -52,16 +52,35 @@ func KeyPassphrase(env, file, dataDir string) (pass string, generated bool, err 
 		return "", false, fmt.Errorf("generate key passphrase: %w", err)
 	}
 	pass = base64.RawURLEncoding.EncodeToString(raw)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Replicas started together on a new data dir race to create the
+	// file: write it whole under a temporary name, then link it into
+	// place, which fails if another replica got there first; that one's
+	// passphrase is then the one to use.
+	tmp, err := os.CreateTemp(dataDir, ".server-key-passphrase-*")
 	if err != nil {
-		return "", false, fmt.Errorf("create key passphrase file %q: %w", path, err)
+		return "", false, fmt.Errorf("create key passphrase file in %q: %w", dataDir, err)
 	}
-	if _, err := f.WriteString(pass + "\n"); err != nil {
-		f.Close()
-		return "", false, fmt.Errorf("write key passphrase file %q: %w", path, err)
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(pass + "\n"); err != nil {
+		tmp.Close()
+		return "", false, fmt.Errorf("write key passphrase file %q: %w", tmp.Name(), err)
 	}
-	if err := f.Close(); err != nil {
-		return "", false, fmt.Errorf("write key passphrase file %q: %w", path, err)
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return "", false, fmt.Errorf("write key passphrase file %q: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", false, fmt.Errorf("write key passphrase file %q: %w", tmp.Name(), err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if !errors.Is(err, os.ErrExist) {
+			return "", false, fmt.Errorf("create key passphrase file %q: %w", path, err)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", false, fmt.Errorf("read key passphrase file %q: %w", path, err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), true, nil
 	}
 	return pass, true, nil
 }

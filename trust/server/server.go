@@ -23,8 +23,10 @@ import (
 )
 
 // Authorizer decides whether a request may perform actions ("pull",
-// "push", "*") on a repository; gun "" is a registry-wide check. It
-// returns nil to allow. An error that has a Header() string method is a
+// "push", "*") on a repository. gun "" is registry-wide: with no action
+// (ping) any valid credentials will do; with actions, they are asked of
+// the registry catalog (the global changefeed asks for "*", which a token
+// grants with the scope "registry:catalog:*"). It returns nil to allow. An error that has a Header() string method is a
 // challenge, answered 401 with that WWW-Authenticate value; any other
 // error is answered 403.
 type Authorizer interface {
@@ -43,6 +45,11 @@ type Limits struct {
 	MaxParts int
 	// MaxChangefeedRecords caps one changefeed page (default 1000).
 	MaxChangefeedRecords int
+	// MaxBytesInFlight caps the bytes of the update requests all clients
+	// have in flight together (default 256 MiB, and never below
+	// MaxRequestBytes). An update past it is answered 503 with
+	// Retry-After. The server's peak memory is about 2.5 times this.
+	MaxBytesInFlight int64
 }
 
 func (l Limits) withDefaults() Limits {
@@ -58,6 +65,10 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxChangefeedRecords <= 0 {
 		l.MaxChangefeedRecords = 1000
 	}
+	if l.MaxBytesInFlight <= 0 {
+		l.MaxBytesInFlight = 256 << 20
+	}
+	l.MaxBytesInFlight = max(l.MaxBytesInFlight, l.MaxRequestBytes)
 	return l
 }
 
@@ -98,6 +109,7 @@ type Server struct {
 	limits   Limits
 	log      *slog.Logger
 	metrics  *metrics
+	inflight *byteBudget
 	locks    [256]sync.Mutex // publishes serialised per GUN stripe
 }
 
@@ -131,6 +143,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	for _, c := range opts.Store.tightened {
+		logger.Warn("database file was open to other users; made it 0600", "path", c.path, "was", c.was.String())
+	}
 	for _, p := range opts.GUNPrefixes {
 		if p == "" {
 			return nil, errors.New("new trust server: empty GUN prefix in allow-list")
@@ -146,7 +161,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		limits:   opts.Limits.withDefaults(),
 		log:      logger,
 	}
-	s.metrics, err = newMetrics(opts.Registerer, opts.Gatherer)
+	s.inflight = &byteBudget{max: s.limits.MaxBytesInFlight}
+	s.metrics, err = newMetrics(opts.Registerer, opts.Gatherer, s.inflight.inFlight)
 	if err != nil {
 		return nil, fmt.Errorf("new trust server: %w", err)
 	}
@@ -244,7 +260,8 @@ type handlerFunc func(http.ResponseWriter, *http.Request, route)
 
 // dispatch maps a route and method to a handler and the actions it needs,
 // as notary-server does: reads need pull, publishing push and pull,
-// deletion, key rotation and the global changefeed "*".
+// deletion and key rotation "*", and the global changefeed, which lists
+// every repository, "*" on the registry catalog (gun "").
 func (s *Server) dispatch(rt route, method string) (string, []string, handlerFunc) {
 	get := method == http.MethodGet || method == http.MethodHead
 	switch rt.kind {

@@ -23,6 +23,7 @@ const MinKeyPassphraseLen = 12
 // than on one replica's disk, so every replica sharing a PostgreSQL
 // database signs with the same keys.
 type keyStore struct {
+	store      *Store
 	db         *sql.DB
 	passphrase string
 	now        func() (t sql.NullTime)
@@ -42,7 +43,7 @@ func newKeyStore(ctx context.Context, s *Store, passphrase string) (*keyStore, e
 	if len(passphrase) < MinKeyPassphraseLen {
 		return nil, fmt.Errorf("server key passphrase is %d characters: use at least %d", len(passphrase), MinKeyPassphraseLen)
 	}
-	ks := &keyStore{db: s.db, passphrase: passphrase, cache: map[string]cachedKey{}}
+	ks := &keyStore{store: s, db: s.db, passphrase: passphrase, cache: map[string]cachedKey{}}
 	ks.now = func() sql.NullTime { return sql.NullTime{Time: s.now().UTC(), Valid: true} }
 	// Fail at start, not at the first publish, if the passphrase cannot
 	// decrypt the keys already stored.
@@ -153,6 +154,56 @@ func (ks *keyStore) newestKey(gun data.GUN, role data.RoleName) (string, error) 
 		return "", fmt.Errorf("read %s keys of %q: %w", role, gun, err)
 	}
 	return id, nil
+}
+
+// newestOrCreate returns the ID of the newest key for a role of a GUN,
+// creating one (of algorithm algo) if there is none. Replicas that ask at
+// the same moment get the same key: the check and the insert run in one
+// transaction under a lock per GUN and role (a PostgreSQL advisory lock;
+// on SQLite the write lock taken at BEGIN), so a loser finds the winner's
+// key and drops the one it made.
+func (ks *keyStore) newestOrCreate(ctx context.Context, gun data.GUN, role data.RoleName, algo string) (string, error) {
+	if id, err := ks.newestKey(gun, role); err != nil || id != "" {
+		return id, err
+	}
+	// Make and encrypt the key before taking the lock, to hold it briefly.
+	key, err := utils.GenerateKey(algo)
+	if err != nil {
+		return "", fmt.Errorf("generate %s key for %q: %w", role, gun, err)
+	}
+	pemBytes, err := utils.ConvertPrivateKeyToPKCS8(key, role, gun, ks.passphrase)
+	if err != nil {
+		return "", fmt.Errorf("encrypt %s key for %q: %w", role, gun, err)
+	}
+	tx, err := ks.db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", fmt.Errorf("begin storing %s key for %q: %w", role, gun, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	if err := ks.store.lock(ctx, tx, lockKey("signet_server_keys", gun.String(), role.String())); err != nil {
+		return "", fmt.Errorf("store %s key for %q: %w", role, gun, err)
+	}
+	var id string
+	err = tx.QueryRowContext(ctx, `SELECT key_id FROM signet_server_keys WHERE gun = $1 AND role = $2 ORDER BY created_at DESC LIMIT 1`,
+		gun.String(), role.String()).Scan(&id)
+	switch {
+	case err == nil:
+		return id, nil // another replica made it first
+	case !errors.Is(err, sql.ErrNoRows):
+		return "", fmt.Errorf("read %s keys of %q: %w", role, gun, err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO signet_server_keys (key_id, gun, role, encrypted_pem, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		key.ID(), gun.String(), role.String(), pemBytes, ks.now())
+	if err != nil {
+		return "", fmt.Errorf("store %s key for %q: %w", role, gun, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return "", fmt.Errorf("store %s key for %q: %w", role, gun, err)
+	}
+	ks.mu.Lock()
+	ks.cache[key.ID()] = cachedKey{key: key, info: trustmanager.KeyInfo{Gun: gun, Role: role}}
+	ks.mu.Unlock()
+	return key.ID(), nil
 }
 
 // RemoveKey deletes a key.

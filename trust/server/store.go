@@ -7,6 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -39,6 +42,9 @@ type Store struct {
 	db      *sql.DB
 	dialect Dialect
 	now     func() time.Time
+	// tightened lists the SQLite files whose mode OpenStore narrowed to
+	// 0600; New logs them.
+	tightened []modeChange
 }
 
 var _ storage.MetaStore = (*Store)(nil)
@@ -64,15 +70,23 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("create database folder %q: %w", filepath.Dir(path), err)
 		}
+		tightened, err := privateSQLiteFiles(path)
+		if err != nil {
+			return nil, err
+		}
+		s.tightened = tightened
 		// _txlock=immediate takes the write lock at BEGIN so the busy
-		// timeout applies; WAL lets readers run beside one writer.
-		db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_journal_mode=WAL&_txlock=immediate&_synchronous=NORMAL")
+		// timeout applies; WAL lets readers run beside one writer;
+		// synchronous=FULL syncs the WAL at every commit, so a publish the
+		// client was told succeeded survives a power loss (NORMAL may
+		// lose the last commits).
+		db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_journal_mode=WAL&_txlock=immediate&_synchronous=FULL")
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite database %q: %w", path, err)
 		}
 		s.db, s.dialect = db, SQLite
 	}
-	if err := s.db.PingContext(ctx); err != nil {
+	if err := s.connect(ctx); err != nil {
 		s.db.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", s.dialect, err)
 	}
@@ -81,6 +95,40 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// sqliteBusyWait is how long connecting waits for other processes that
+// hold an SQLite database locked, as _busy_timeout does for statements.
+const sqliteBusyWait = 10 * time.Second
+
+// connect opens a first connection. Opening an SQLite connection switches
+// the database to WAL mode, which needs the database to itself: a replica
+// starting beside another is told "database is locked" at once, without
+// the busy timeout, so it tries again for up to sqliteBusyWait.
+func (s *Store) connect(ctx context.Context) error {
+	deadline := time.Now().Add(sqliteBusyWait)
+	wait := 5 * time.Millisecond
+	for {
+		err := s.db.PingContext(ctx)
+		if err == nil || s.dialect != SQLite || !isBusy(err) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: another process kept it locked for %v; stop that process or try again", err, sqliteBusyWait)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+// isBusy reports whether err is SQLite refusing for a lock held elsewhere.
+func isBusy(err error) bool {
+	var sqErr sqlite3.Error
+	return errors.As(err, &sqErr) && (sqErr.Code == sqlite3.ErrBusy || sqErr.Code == sqlite3.ErrLocked)
 }
 
 // Dialect reports which database the store uses.
@@ -160,12 +208,96 @@ func (s *Store) migrate(ctx context.Context) error {
 				created_at datetime NOT NULL)`,
 		}
 	}
+	// Replicas started together on a new database all create the schema:
+	// one transaction under a lock (SQLite's write lock, taken at BEGIN;
+	// a PostgreSQL advisory lock, as DDL there is transactional too), so
+	// each waits for the one before and then finds the tables made.
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create %s schema: begin: %w", s.dialect, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	if err := s.lock(ctx, tx, schemaLockKey); err != nil {
+		return fmt.Errorf("create %s schema: %w", s.dialect, err)
+	}
 	for _, q := range stmts {
-		if _, err := s.db.ExecContext(ctx, q); err != nil {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("create %s schema: %w", s.dialect, err)
 		}
 	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("create %s schema: commit: %w", s.dialect, err)
+	}
 	return nil
+}
+
+// schemaLockKey is the PostgreSQL advisory lock held while the schema is
+// created or migrated ("signet" in ASCII).
+const schemaLockKey int64 = 0x7369676e6574
+
+// lock takes a lock named by key until tx ends. On PostgreSQL it is a
+// transaction-scoped advisory lock; on SQLite the transaction already
+// holds the database's write lock (BEGIN IMMEDIATE), which serialises
+// every writer.
+func (s *Store) lock(ctx context.Context, tx *sql.Tx, key int64) error {
+	if s.dialect != Postgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, key); err != nil {
+		return fmt.Errorf("take advisory lock %d: %w", key, err)
+	}
+	return nil
+}
+
+// lockKey names the advisory lock of one thing, such as the server key of
+// a repository and role, by a 64-bit hash of its parts.
+func lockKey(parts ...string) int64 {
+	h := fnv.New64a()
+	for _, p := range parts {
+		io.WriteString(h, p) //nolint:errcheck // hash writes never fail
+		h.Write([]byte{0})   //nolint:errcheck
+	}
+	return int64(h.Sum64())
+}
+
+// modeChange records a file whose permissions were narrowed.
+type modeChange struct {
+	path string
+	was  fs.FileMode
+}
+
+// privateSQLiteFiles makes the SQLite database at path private to the
+// server's user, since it holds the encrypted server keys: it creates the
+// file 0600 if it does not exist (SQLite would create it 0644, less the
+// umask), and narrows an existing database, -wal or -shm file readable
+// or writable by others to 0600. SQLite gives new -wal and -shm files the
+// database file's mode. It returns the files it narrowed.
+func privateSQLiteFiles(path string) ([]modeChange, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite database %q: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("open sqlite database %q: %w", path, err)
+	}
+	var changed []modeChange
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("check mode of database file %q: %w", p, err)
+		}
+		if fi.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		if err := os.Chmod(p, 0o600); err != nil {
+			return nil, fmt.Errorf("database file %q is %v, open to other users, and cannot be made 0600 (run chmod 600 on it as its owner): %w", p, fi.Mode().Perm(), err)
+		}
+		changed = append(changed, modeChange{path: p, was: fi.Mode().Perm()})
+	}
+	return changed, nil
 }
 
 // isUniqueViolation reports whether err is the database refusing a
