@@ -31,12 +31,23 @@ const (
 // Authorizer decides whether a request may perform actions on a repository.
 type Authorizer interface {
 	// Authorize reports whether the request may perform all actions on the
-	// repository gun. gun "" means a registry-wide check (ping). It returns
-	// nil when allowed, a *ChallengeError when credentials are missing or
-	// invalid (answer 401 with its Header() value in WWW-Authenticate), or a
-	// *DeniedError when authenticated but not allowed (answer 403).
+	// repository gun. gun "" means a registry-wide check: with no action
+	// (ping) any valid credentials will do; with actions, they are asked
+	// of the registry catalog (the global changefeed asks for "*"; a token
+	// must hold the scope "registry:catalog:*"). It returns nil when
+	// allowed, a *ChallengeError when credentials are missing or invalid,
+	// or do not grant the access (answer 401 with its Header() value in
+	// WWW-Authenticate), or a *DeniedError when authenticated but not
+	// allowed (answer 403).
 	Authorize(r *http.Request, gun string, actions ...string) error
 }
+
+// The resource of registry-wide access with actions, as notary-server and
+// docker/distribution name it in token scopes: "registry:catalog:*".
+const (
+	catalogType = "registry"
+	catalogName = "catalog"
+)
 
 // Reasons wrapped by a *ChallengeError, for errors.Is.
 var (
@@ -131,17 +142,23 @@ func (e *DeniedError) Error() string {
 
 // describe names the access asked for in error messages.
 func describe(gun string, actions []string) string {
-	if gun == "" {
+	switch {
+	case gun == "" && len(actions) == 0:
 		return "registry access"
+	case gun == "":
+		return fmt.Sprintf("%s on the registry catalog", strings.Join(actions, ","))
 	}
 	return fmt.Sprintf("%s on repository %q", strings.Join(actions, ","), gun)
 }
 
-// scope returns the token scope for actions on gun, "" for a registry-wide
-// check or when no action is asked for.
+// scope returns the token scope for actions on gun, or on the registry
+// catalog for gun "", and "" when no action is asked for.
 func scope(gun string, actions []string) string {
-	if gun == "" || len(actions) == 0 {
+	switch {
+	case len(actions) == 0:
 		return ""
+	case gun == "":
+		return catalogType + ":" + catalogName + ":" + strings.Join(actions, ",")
 	}
 	return "repository:" + gun + ":" + strings.Join(actions, ",")
 }

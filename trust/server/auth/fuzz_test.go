@@ -111,7 +111,7 @@ func FuzzTokenAuthorize(f *testing.F) {
 			// Only a token verified with a trusted key is accepted; check
 			// again independently of Authorize.
 			c, verr := a.verify(strings.TrimSpace(raw))
-			if verr != nil || !c.grants(gun, []string{"push", "pull"}) {
+			if verr != nil || !c.grants("repository", gun, []string{"push", "pull"}) {
 				t.Fatalf("accepted %q but verify says %v", raw, verr)
 			}
 			return
@@ -133,15 +133,20 @@ func FuzzParseHtpasswd(f *testing.F) {
 	f.Add([]byte("bob:$apr1$x$y\n"))
 	f.Add([]byte(":\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		users, cost, err := parseHtpasswd(data)
+		users, costs, err := parseHtpasswd(data)
 		if err != nil {
 			if strings.Contains(err.Error(), "\n") {
 				t.Fatalf("error %q is not one line", err)
 			}
 			return
 		}
-		if cost < 4 || cost > 31 {
-			t.Fatalf("cost %d", cost)
+		if len(costs) != max(1, len(users)) {
+			t.Fatalf("%d costs for %d users", len(costs), len(users))
+		}
+		for _, cost := range costs {
+			if cost < 4 || cost > 31 {
+				t.Fatalf("cost %d", cost)
+			}
 		}
 		for u, h := range users {
 			if u == "" || strings.ContainsAny(u, ":\n") || !isBcrypt(string(h)) {

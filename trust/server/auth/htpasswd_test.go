@@ -3,10 +3,13 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -154,31 +157,100 @@ func TestNewHtpasswdRefuses(t *testing.T) {
 	})
 }
 
-func TestHtpasswdDummyCost(t *testing.T) {
-	h6, err := bcrypt.GenerateFromPassword([]byte("x"), 6)
+// costRecorder is an Htpasswd comparator that records the bcrypt cost of
+// each hash compared, and refuses every password.
+type costRecorder struct {
+	mu    sync.Mutex
+	costs []int
+}
+
+func (c *costRecorder) compare(hash, _ []byte) error {
+	cost, err := bcrypt.Cost(hash)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.costs = append(c.costs, cost)
+	c.mu.Unlock()
+	return bcrypt.ErrMismatchedHashAndPassword
+}
+
+// take returns the costs recorded since the last call.
+func (c *costRecorder) take() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.costs
+	c.costs = nil
+	return out
+}
+
+// TestHtpasswdUnknownUserCost checks, by the hashes compared rather than
+// by the clock, that a wrong password costs an unknown user what it costs
+// a known one: one bcrypt comparison, at the cost of one of the file's
+// users; each unknown name always the same cost, on every replica; and
+// unknown names spread over all the costs of the file, so that no cost
+// marks a name as unknown (before, unknown users all took the highest).
+func TestHtpasswdUnknownUserCost(t *testing.T) {
+	h5, err := bcrypt.GenerateFromPassword([]byte("bob-pw"), 5)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name    string
-		content string
-		want    int
+		name      string
+		content   string
+		known     map[string]int // user to the cost of their hash
+		wantCosts []int          // the costs unknown names take
 	}{
-		{"min cost", "a:" + hash(t, "x", "$2y$") + "\n", bcrypt.MinCost},
-		{"highest cost wins", "a:" + hash(t, "x", "$2y$") + "\nb:" + string(h6) + "\n", 6},
-		{"no users", "# nobody yet\n", bcrypt.DefaultCost},
+		{"one cost", "alice:" + hash(t, "alice-pw", "$2y$") + "\n", map[string]int{"alice": bcrypt.MinCost}, []int{bcrypt.MinCost}},
+		{"mixed costs", "alice:" + hash(t, "alice-pw", "$2y$") + "\nbob:" + string(h5) + "\n", map[string]int{"alice": bcrypt.MinCost, "bob": 5}, []int{bcrypt.MinCost, 5}},
+		{"no users", "# nobody yet\n", nil, []int{bcrypt.DefaultCost}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "htpasswd")
 			writeFile(t, path, tt.content)
-			h, err := NewHtpasswd(path, "")
-			if err != nil {
-				t.Fatal(err)
+			replicas := make([]*Htpasswd, 2)
+			rec := &costRecorder{}
+			for i := range replicas {
+				h, err := NewHtpasswd(path, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				h.compare = rec.compare
+				replicas[i] = h
 			}
-			// Unknown users cost as much as the most costly known one.
-			if got, err := bcrypt.Cost(h.dummy); err != nil || got != tt.want {
-				t.Errorf("dummy cost = %d, %v; want %d", got, err, tt.want)
+			try := func(h *Htpasswd, user string) int {
+				t.Helper()
+				r := httptest.NewRequest("GET", "/", nil)
+				r.SetBasicAuth(user, "wrong")
+				if err := h.Authorize(r, gun, "pull"); !errors.Is(err, ErrInvalidCredentials) {
+					t.Fatalf("%s with a wrong password: %v, want invalid credentials", user, err)
+				}
+				costs := rec.take()
+				if len(costs) != 1 {
+					t.Fatalf("%s: %d bcrypt comparisons, want 1", user, len(costs))
+				}
+				return costs[0]
+			}
+			for user, cost := range tt.known {
+				if got := try(replicas[0], user); got != cost {
+					t.Errorf("known user %s compared at cost %d, want their own %d", user, got, cost)
+				}
+			}
+			seen := map[int]bool{}
+			for i := range 64 {
+				user := fmt.Sprintf("nobody-%d", i)
+				cost := try(replicas[0], user)
+				if !slices.Contains(tt.wantCosts, cost) {
+					t.Fatalf("unknown user %s compared at cost %d, not a cost of the file %v", user, cost, tt.wantCosts)
+				}
+				if again, other := try(replicas[0], user), try(replicas[1], user); again != cost || other != cost {
+					t.Fatalf("unknown user %s compared at cost %d, then %d, and %d on another replica", user, cost, again, other)
+				}
+				seen[cost] = true
+			}
+			if len(seen) != len(tt.wantCosts) {
+				t.Errorf("64 unknown names took costs %v, want all of %v", slices.Sorted(maps.Keys(seen)), tt.wantCosts)
 			}
 		})
 	}

@@ -144,7 +144,10 @@ func readCertBundle(path string) ([]*x509.Certificate, error) {
 }
 
 // Authorize allows the request if its Bearer token is valid and grants all
-// actions on the repository gun; for gun "" any valid token will do.
+// actions on the repository gun. For gun "" with no action (ping) any valid
+// token will do; with actions (the global changefeed asks for "*"), the
+// token must grant them on the registry catalog, scope
+// "registry:catalog:*", as notary-server requires.
 func (t *Token) Authorize(r *http.Request, gun string, actions ...string) error {
 	raw, ok := bearerToken(r.Header.Get("Authorization"))
 	if !ok {
@@ -154,8 +157,16 @@ func (t *Token) Authorize(r *http.Request, gun string, actions ...string) error 
 	if err != nil {
 		return t.challenge(gun, actions, "invalid_token", fmt.Errorf("%w: %w", ErrInvalidCredentials, err))
 	}
-	if gun != "" && !c.grants(gun, actions) {
-		return t.challenge(gun, actions, "insufficient_scope", ErrInsufficientScope)
+	typ, name := "repository", gun
+	switch {
+	case gun == "" && len(actions) == 0:
+		return nil
+	case gun == "":
+		typ, name = catalogType, catalogName
+	}
+	if !c.grants(typ, name, actions) {
+		return t.challenge(gun, actions, "insufficient_scope",
+			fmt.Errorf("%w: the token lacks %q", ErrInsufficientScope, scope(gun, actions)))
 	}
 	return nil
 }
@@ -199,12 +210,12 @@ type resourceActions struct {
 }
 
 // grants reports whether the access claim grants all actions on the
-// repository gun. Entries for the same repository add up, and "*" grants
-// every action.
-func (c *claims) grants(gun string, actions []string) bool {
+// resource of type typ (repository, registry) and name. Entries for the
+// same resource add up, and "*" grants every action.
+func (c *claims) grants(typ, name string, actions []string) bool {
 	var granted []string
 	for _, a := range c.Access {
-		if a.Type == "repository" && a.Name == gun {
+		if a.Type == typ && a.Name == name {
 			granted = append(granted, a.Actions...)
 		}
 	}
