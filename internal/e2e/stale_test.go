@@ -1,38 +1,19 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/theupdateframework/notary/tuf/data"
 
+	"github.com/signet-project/signet/internal/testlog"
 	"github.com/signet-project/signet/internal/testtuf"
 )
-
-// syncBuffer is a log sink safe for concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRejectedRefreshIsLoud: when new trust data fails verification, a
 // running proxy keeps serving its last verified data (as a TUF client
@@ -49,7 +30,7 @@ func TestRejectedRefreshIsLoud(t *testing.T) {
 	srv := httptest.NewServer(ts)
 	t.Cleanup(srv.Close)
 
-	var logs syncBuffer
+	var logs testlog.Buffer
 	r := newReadersWith(t, reg.host, srv.URL, "", slog.New(slog.NewJSONHandler(&logs, nil)))
 	r.expect("team/app:v1", true, "")
 	honestTimestamp := ts.File("timestamp.json")

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,26 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-project/signet/internal/testlog"
 	"github.com/signet-project/signet/trust/verify"
 )
-
-// syncBuffer is a log sink safe for the proxy's handlers and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // rawGet sends requestURI exactly as given (no client-side cleaning or
 // escaping) and returns the status and body.
@@ -109,7 +91,7 @@ func TestNamesCannotWalkOutOfARule(t *testing.T) {
 	for _, mode := range []string{ModeAllow, ModeWarn, ModeEnforce} {
 		t.Run(mode, func(t *testing.T) {
 			rec := &upstreamRecorder{}
-			logs := &syncBuffer{}
+			logs := &testlog.Buffer{}
 			e := newEnvWrapped(t, rec.wrap, func(o *Options) {
 				o.Logger = slog.New(slog.NewTextHandler(logs, nil))
 			})

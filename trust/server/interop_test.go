@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 
 	"github.com/signet-project/signet/internal/testenv"
 	"github.com/signet-project/signet/internal/testkeys"
+	"github.com/signet-project/signet/internal/testlog"
 	"github.com/signet-project/signet/trust/server/auth"
 )
 
@@ -217,7 +216,7 @@ func TestOriginalNotaryServerRefusesDelegation(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(`{"server":{"http_addr":"`+addr+`"},"trust_service":{"type":"local","key_algorithm":"ecdsa"},"storage":{"backend":"memory"},"logging":{"level":"info"}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logBuf syncBuffer
+	var logBuf testlog.Buffer
 	srv := exec.Command(bin, "-config", cfg)
 	srv.Stdout, srv.Stderr = &logBuf, &logBuf
 	if err := srv.Start(); err != nil {
@@ -260,24 +259,6 @@ func TestOriginalNotaryServerRefusesDelegation(t *testing.T) {
 	if !strings.Contains(out, "targets/releases") || !strings.Contains(out, sha256Hex([]byte("hello v1\n"))) {
 		t.Fatalf("list from signet lacks the delegated target:\n%s", out)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a child's output and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func waitReady(t *testing.T, url string) {

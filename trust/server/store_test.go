@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/theupdateframework/notary/tuf/data"
+
+	"github.com/signet-project/signet/internal/testlog"
 )
 
 // TestSQLiteCommitsAreDurable checks that every pooled SQLite connection
@@ -90,7 +92,7 @@ func TestSQLiteFileModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.before(t, path)
-			logs := &syncBuffer{}
+			logs := &testlog.Buffer{}
 			ts, _ := startServer(t, path, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			// A publish creates server keys and leaves -wal and -shm open.
 			const gun = "registry.example.com/team/app"
