@@ -96,7 +96,9 @@ log "starting on 127.0.0.1:$PORT (log: $LOGFILE)"
 opts="-c listen_addresses=127.0.0.1 -p $PORT -k $BASE"
 opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 opts+=" -c max_connections=200"
-if ! as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOGFILE" -o "$opts" -w -t 60 start >/dev/null; then
+# 9>&-: the server must not inherit the start lock, or it would hold it
+# for as long as it runs and every later start would time out.
+if ! as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$LOGFILE" -o "$opts" -w -t 60 start >/dev/null 9>&-; then
 	tail -n 30 "$LOGFILE" >&2 || true
 	die "pg_ctl start failed"
 fi
