@@ -307,3 +307,36 @@ func TestRefresherReportsStale(t *testing.T) {
 }
 
 func rawJSON(s string) *canonicaljson.RawMessage { r := canonicaljson.RawMessage(s); return &r }
+
+// TestDroppedDelegationIsRollback: a snapshot that stops listing a
+// delegation a reader verified before (still delegated, with keys) would
+// let lookups fall through to older entries in targets; a reader with
+// history denies it as a rollback.
+func TestDroppedDelegationIsRollback(t *testing.T) {
+	f := newFakeServer(t)
+	f.AddTarget(data.CanonicalTargetsRole, "v1", "old")
+	f.Publish(data.CanonicalRootRole, data.CanonicalTargetsRole)
+	f.withReleases()
+	f.AddTarget(releases, "v1", "new")
+	f.Publish(data.CanonicalTargetsRole, releases)
+	st, _ := mustUpdate(t, f, nil, time.Now(), releases.String())
+
+	// The server's snapshot drops targets/releases.
+	delete(f.Repo.Snapshot.Signed.Meta, releases.String())
+	f.ServeRaw(data.CanonicalTargetsRole, f.File("targets.json"))
+	_, res, err := update(st, f, tofu(), time.Now(), releases.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = res.Lookup(gun, "v1", DockerPath)
+	wantReason(t, err, ReasonRollback)
+
+	// A reader without history cannot tell (as docker and notary).
+	_, res, err = update(nil, f, tofu(), time.Now(), releases.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, role, err := res.Lookup(gun, "v1", DockerPath); err != nil || role != "targets" || string(got.SHA256) != string(digest("old")) {
+		t.Fatalf("fresh reader: %x from %s, %v", got.SHA256, role, err)
+	}
+}
