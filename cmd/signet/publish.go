@@ -72,7 +72,7 @@ pushed unless --allow-unsigned is given.`,
 		},
 	}
 	tf.register(cmd)
-	cmd.Flags().BoolVar(&allowUnsigned, "allow-unsigned", false, "push even if no signing key can be unlocked")
+	cmd.Flags().BoolVar(&allowUnsigned, "allow-unsigned", false, "push even if the tag cannot be signed (no key unlocks, or the trust server is unreachable)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no upload progress")
 	return cmd
 }

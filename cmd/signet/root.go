@@ -27,7 +27,7 @@ func newRootCmd() *cobra.Command {
 		Short: "Sign, serve and enforce content trust for container images",
 		Long: `signet signs container image digests into TUF metadata compatible with
 Notary v1 and Docker Content Trust, serves that trust data from its own
-trust server, and (in later commands) enforces it for every client.`,
+trust server, and enforces it for every client with a verifying proxy.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {

@@ -68,7 +68,7 @@ one generated into the data dir on first start (development only).`,
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key (PEM) for --tls-cert")
 	fl.BoolVar(&f.devTLS, "dev-tls", false, "serve https with a local CA and certificate made in <data-dir>/tls (development)")
 	fl.StringSliceVar(&f.devTLSHosts, "dev-tls-host", nil, "extra host name or IP for the --dev-tls certificate (repeatable)")
-	fl.StringVar(&f.authMode, "auth", "none", "write access control: none, htpasswd or token")
+	fl.StringVar(&f.authMode, "auth", "none", "access control: none, htpasswd or token (reads too, unless --public-reads)")
 	fl.StringVar(&f.htpasswd, "htpasswd", "", "htpasswd file with bcrypt entries (--auth htpasswd)")
 	fl.StringVar(&f.realm, "realm", "signet", "basic auth realm (--auth htpasswd)")
 	fl.StringVar(&f.tokenRealm, "token-realm", "", "token service URL that issues tokens (--auth token)")

@@ -129,7 +129,7 @@ second YubiKey with its own root key (thresholds come with root rotation).`,
 				if err := os.WriteFile(certOut, pemBytes, 0o644); err != nil {
 					return fmt.Errorf("write %s: %w", certOut, err)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "certificate written to %s (for signet/notary delegation add)\n", certOut)
+				fmt.Fprintf(cmd.OutOrStdout(), "certificate written to %s (to add the signer as a delegation: notary delegation add)\n", certOut)
 			}
 			if a, err := c.Attest(slot, nil); err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
