@@ -10,10 +10,13 @@ package verify
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/theupdateframework/notary/trustpinning"
@@ -115,6 +118,18 @@ type Result struct {
 	// Raw has the verified bytes of each verified role, with
 	// Request.KeepRaw.
 	Raw map[string][]byte
+	// RootVersions has the bytes of the root versions walked past the
+	// trusted one (not the current one, which is Raw["root"]), with
+	// Request.KeepRaw.
+	RootVersions map[int][]byte
+	// SnapshotSHA256 is the sha256 of the verified snapshot (what an
+	// archive rule pins).
+	SnapshotSHA256 []byte
+	// Expired lists the roles past expiry, with Request.IgnoreExpiry or
+	// the waiver of ArchiveSnapshot.
+	Expired []string
+	// Archived is true when ArchiveSnapshot matched and waived expiry.
+	Archived bool
 }
 
 // RoleStatus says what became of a role in an update.
@@ -183,6 +198,7 @@ const (
 	ReasonTooLarge  = "metadata too large"
 	ReasonMalformed = "malformed metadata"
 	ReasonMissing   = "no trust data"
+	ReasonArchive   = "not the archived trust data"
 )
 
 // Error is a verification failure: the trust data cannot be trusted. It
@@ -252,9 +268,19 @@ type Request struct {
 	// AllDelegations loads every delegation the trust data has (for
 	// inspection), up to MaxDelegations.
 	AllDelegations bool
-	// KeepRaw keeps the verified bytes of every role in Result.Raw, so
-	// a client can cache them.
+	// KeepRaw keeps the verified bytes of every role in Result.Raw (and
+	// of the root versions walked in Result.RootVersions), so a client
+	// can cache them or a mirror copy them.
 	KeepRaw bool
+	// IgnoreExpiry checks everything but expiry (signatures, thresholds,
+	// hashes, versions) and lists what has expired in Result.Expired: a
+	// mirror copies and reports old data that no client would accept.
+	IgnoreExpiry bool
+	// ArchiveSnapshot pins an archived repository (proxy archive mode):
+	// the snapshot must hash to this sha256, and then, for that snapshot
+	// only, the expiry of timestamp and snapshot is waived. Everything
+	// else is checked as usual.
+	ArchiveSnapshot []byte
 }
 
 // Update verifies the current trust data of req.GUN: root (walking
@@ -279,7 +305,8 @@ func Update(ctx context.Context, req Request) (*State, *Result, error) {
 		return nil, nil, &Error{GUN: gun, Role: "root", Reason: ReasonRoot, Err: err}
 	}
 	f := &budget{f: req.Fetcher, left: MaxUpdateBytes}
-	b, root, err := trustRoot(ctx, g, prev, f, tp)
+	walked := map[int][]byte{}
+	b, root, err := trustRoot(ctx, g, prev, f, tp, walked)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -329,10 +356,32 @@ func Update(ctx context.Context, req Request) (*State, *Result, error) {
 	if err != nil {
 		return nil, nil, classify(g, data.CanonicalTargetsRole, err)
 	}
+	snapSum := sha256.Sum256(raw["snapshot"])
 	res := &Result{
 		Roles:            roles,
 		Targets:          map[string]map[string]Target{},
 		TimestampVersion: repo.Timestamp.Signed.Version,
+		SnapshotSHA256:   snapSum[:],
+	}
+	if req.ArchiveSnapshot != nil {
+		if !hmac.Equal(req.ArchiveSnapshot, snapSum[:]) {
+			return nil, nil, &Error{GUN: gun, Role: "snapshot", Reason: ReasonArchive,
+				Err: fmt.Errorf("the server's snapshot is sha256:%x, the archive rule pins sha256:%x", snapSum, req.ArchiveSnapshot)}
+		}
+		res.Archived = true
+	}
+	// expired reports whether a role's expiry fails the read: past it,
+	// unless expiry is ignored (a mirror) or waived (an archive pins this
+	// snapshot: timestamp and snapshot only).
+	expired := func(role data.RoleName, exp time.Time) bool {
+		if req.Now.Before(exp) {
+			return false
+		}
+		res.Expired = append(res.Expired, role.String())
+		if req.IgnoreExpiry {
+			return false
+		}
+		return !(res.Archived && (role == data.CanonicalTimestampRole || role == data.CanonicalSnapshotRole))
 	}
 	// Expiry of the top-level roles fails the whole update (TUF §5.4.4,
 	// §5.5.6, §5.6.4); the root's too (§5.3.10).
@@ -346,7 +395,7 @@ func Update(ctx context.Context, req Request) (*State, *Result, error) {
 		{data.CanonicalSnapshotRole, mustBase(repo, data.CanonicalSnapshotRole), repo.Snapshot.Signed.SignedCommon},
 		{data.CanonicalTargetsRole, mustBase(repo, data.CanonicalTargetsRole), targets.Signed.SignedCommon},
 	} {
-		if !req.Now.Before(c.sc.Expires) {
+		if expired(c.role, c.sc.Expires) {
 			return nil, nil, &Error{GUN: gun, Role: c.role.String(), Reason: ReasonExpired, Err: fmt.Errorf("expired at %s", c.sc.Expires.UTC().Format(time.RFC3339))}
 		}
 		// Key IDs as root.json lists them (certificate IDs for root).
@@ -362,7 +411,7 @@ func Update(ctx context.Context, req Request) (*State, *Result, error) {
 	// Delegations expire on their own: an expired one fails, the rest
 	// stands (TUF §5.6.7 ends a lookup at it).
 	for _, r := range roles {
-		if r.Status == RoleVerified && !req.Now.Before(r.Expires) {
+		if r.Status == RoleVerified && data.IsDelegation(data.RoleName(r.Name)) && expired(data.RoleName(r.Name), r.Expires) {
 			r.fail(&Error{GUN: gun, Role: r.Name, Reason: ReasonExpired, Err: fmt.Errorf("expired at %s", r.Expires.UTC().Format(time.RFC3339))})
 		}
 	}
@@ -372,7 +421,7 @@ func Update(ctx context.Context, req Request) (*State, *Result, error) {
 			continue
 		}
 		next.Versions[name] = r.Version
-		if res.Expires.IsZero() || r.Expires.Before(res.Expires) {
+		if (res.Expires.IsZero() || r.Expires.Before(res.Expires)) && !(res.Archived && (name == "timestamp" || name == "snapshot")) {
 			res.Expires = r.Expires
 		}
 		if r.Targets != nil {
@@ -381,7 +430,9 @@ func Update(ctx context.Context, req Request) (*State, *Result, error) {
 	}
 	if req.KeepRaw {
 		res.Raw = raw
+		res.RootVersions = walked
 	}
+	sort.Strings(res.Expired)
 	return next, res, nil
 }
 
@@ -473,7 +524,7 @@ func loadByHash(ctx context.Context, g data.GUN, b tuf.RepoBuilder, f Fetcher, r
 // trusted, rotated forward version by version to the server's current
 // one (TUF §5.3), or, with no trusted root, the server's root checked
 // against the pin.
-func trustRoot(ctx context.Context, g data.GUN, prev *State, f Fetcher, tp trustpinning.TrustPinConfig) (tuf.RepoBuilder, []byte, error) {
+func trustRoot(ctx context.Context, g data.GUN, prev *State, f Fetcher, tp trustpinning.TrustPinConfig, walked map[int][]byte) (tuf.RepoBuilder, []byte, error) {
 	current, err := f.Fetch(ctx, "root.json", MaxRootBytes)
 	if err != nil {
 		return nil, nil, fetchErr(g, data.CanonicalRootRole, err)
@@ -517,6 +568,7 @@ func trustRoot(ctx context.Context, g data.GUN, prev *State, f Fetcher, tp trust
 		if err != nil {
 			return nil, nil, fetchErr(g, data.CanonicalRootRole, err)
 		}
+		walked[v] = raw
 		if err := b.LoadRootForUpdate(raw, v, false); err != nil {
 			return nil, nil, &Error{GUN: g.String(), Role: fmt.Sprintf("root v%d", v), Reason: ReasonSignature, Err: err}
 		}
