@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"os"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -28,6 +30,8 @@ import (
 //	      root_cert_ids: [3f6c...]        # or ca: /etc/signet/root-ca.pem, or tofu: true
 //	    signers: [targets/releases]       # all must agree; default docker's rule
 //	    mode: enforce                     # enforce | warn | allow
+//	    archive:                          # optional: see Rule.ArchiveSnapshot
+//	      snapshot_sha256: 9f2c...        # printed by signet mirror
 type File struct {
 	Upstreams []struct {
 		Prefix       string `yaml:"prefix"`
@@ -48,6 +52,9 @@ type File struct {
 			CA          string   `yaml:"ca"`
 			TOFU        bool     `yaml:"tofu"`
 		} `yaml:"pin"`
+		Archive *struct {
+			SnapshotSHA256 string `yaml:"snapshot_sha256"`
+		} `yaml:"archive"`
 	} `yaml:"rules"`
 }
 
@@ -79,11 +86,19 @@ func LoadFile(path string) ([]Upstream, Policy, error) {
 		ups = append(ups, up)
 	}
 	var pol Policy
-	for _, r := range f.Rules {
-		pol.Rules = append(pol.Rules, Rule{
+	for i, r := range f.Rules {
+		rule := Rule{
 			Name: r.Name, Match: r.Match, TrustServer: r.TrustServer, Signers: r.Signers, Mode: r.Mode,
 			Pin: verify.Pin{CertIDs: r.Pin.RootCertIDs, CAFile: r.Pin.CA, TOFU: r.Pin.TOFU},
-		})
+		}
+		if r.Archive != nil {
+			sum, err := hex.DecodeString(strings.TrimPrefix(r.Archive.SnapshotSHA256, "sha256:"))
+			if err != nil || len(sum) != 32 {
+				return nil, Policy{}, fmt.Errorf("policy %q: rule %d: archive.snapshot_sha256 %q: want 64 hex digits, as signet mirror prints it", path, i+1, r.Archive.SnapshotSHA256)
+			}
+			rule.ArchiveSnapshot = sum
+		}
+		pol.Rules = append(pol.Rules, rule)
 	}
 	if err := pol.Validate(); err != nil {
 		return nil, Policy{}, fmt.Errorf("policy %q: %w", path, err)

@@ -32,12 +32,17 @@ func (p *Proxy) resolve(req request) (repoRef, error) {
 // trustResult returns the verified trust data of the repository, loading
 // the delegations the rule reads.
 func (p *Proxy) trustResult(ctx context.Context, rr repoRef) (*verify.Result, error) {
+	key := rr.rule.TrustServer + "|" + rr.gun
+	if rr.rule.ArchiveSnapshot != nil {
+		key += "|archive:" + hex.EncodeToString(rr.rule.ArchiveSnapshot)
+	}
 	src := verify.Source{
-		Key:     rr.rule.TrustServer + "|" + rr.gun,
+		Key:     key,
 		GUN:     rr.gun,
 		Fetcher: verify.HTTPFetcher{Server: rr.rule.TrustServer, GUN: rr.gun, Client: p.trustCli},
 		Pin:     rr.rule.Pin,
 		Roles:   rr.rule.verifyRule().Roles(),
+		Archive: rr.rule.ArchiveSnapshot,
 	}
 	res, cached, err := p.refresher.Get(ctx, src)
 	if cached {

@@ -42,8 +42,13 @@ func (p *Proxy) serveManifest(ctx context.Context, w http.ResponseWriter, r *htt
 		p.fail(w, r, req, err)
 		return
 	}
-	p.metrics.decisions.WithLabelValues("allow", "signed").Inc()
-	p.audit(r, req, "allow", "signed", rr.rule.name(), m.digest)
+	decision, label, why := "allow", "signed", "signed"
+	if rr.rule.ArchiveSnapshot != nil {
+		// Archive mode: signed, but the timestamp may be frozen.
+		decision, label, why = "archive", "archived", "signed in the archived trust data (snapshot pinned, freshness waived)"
+	}
+	p.metrics.decisions.WithLabelValues(decision, label).Inc()
+	p.audit(r, req, decision, why, rr.rule.name(), m.digest)
 	h := w.Header()
 	h.Set("Content-Type", m.mediaType)
 	h.Set("Docker-Content-Digest", m.digest)

@@ -41,6 +41,14 @@ type Rule struct {
 	Signers []string
 	// Mode is ModeEnforce (default), ModeWarn or ModeAllow.
 	Mode string
+	// ArchiveSnapshot, if set, is archive mode for a repository whose
+	// timestamp can no longer be renewed (its old trust server is gone
+	// and nobody holds its root key): the trust data is accepted only if
+	// its snapshot hashes to this sha256 (recorded by signet mirror), and
+	// then the expiry of timestamp and snapshot is waived; every
+	// signature, hash and the targets' expiry are still checked. Every
+	// allow is logged as "archive".
+	ArchiveSnapshot []byte
 }
 
 func (r Rule) name() string {
@@ -77,6 +85,9 @@ func (p Policy) Validate() error {
 			}
 			if r.Pin.TOFU && (len(r.Pin.CertIDs) > 0 || r.Pin.CAFile != "") {
 				return fmt.Errorf("policy rule %q: TOFU cannot be combined with pinned certificates or a CA", r.name())
+			}
+			if r.ArchiveSnapshot != nil && len(r.ArchiveSnapshot) != 32 {
+				return fmt.Errorf("policy rule %q: archive snapshot_sha256 must be 64 hex digits (signet mirror prints it)", r.name())
 			}
 			for _, s := range r.Signers {
 				if s != "targets" && !strings.HasPrefix(s, "targets/") {

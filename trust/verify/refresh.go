@@ -20,6 +20,8 @@ type Source struct {
 	Pin     Pin
 	// Roles are the delegations to load besides targets.
 	Roles []string
+	// Archive pins an archived snapshot (Request.ArchiveSnapshot).
+	Archive []byte
 }
 
 // Stale is a repository served from older verified data because its
@@ -141,7 +143,7 @@ func (r *Refresher) refresh(ctx context.Context, src Source) (*Result, error) {
 	// The refresh is shared by every waiting request: it must not stop
 	// because the first one went away.
 	state, res, err := Update(context.WithoutCancel(ctx), Request{GUN: src.GUN, Prev: prev, Fetcher: src.Fetcher,
-		Pin: src.Pin, Now: r.now(), Roles: src.Roles})
+		Pin: src.Pin, Now: r.now(), Roles: src.Roles, ArchiveSnapshot: src.Archive})
 	if r.OnRefresh != nil {
 		r.OnRefresh(time.Since(start), err)
 	}
