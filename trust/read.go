@@ -30,6 +30,9 @@ type ReadOptions struct {
 	Rule verify.Rule
 	// AllDelegations loads every delegation (for inspection).
 	AllDelegations bool
+	// IgnoreExpiry checks everything but expiry (a take-over of data
+	// whose old server stopped renewing its timestamp).
+	IgnoreExpiry bool
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
 }
@@ -73,7 +76,7 @@ func Read(ctx context.Context, gun string, opts ReadOptions) (*verify.Result, er
 	}
 	fetcher := verify.HTTPFetcher{Server: opts.Server, GUN: gun, Client: &http.Client{Transport: rt, Timeout: 2 * time.Minute}}
 	_, res, err := verify.Update(ctx, verify.Request{GUN: gun, Prev: prev, Fetcher: fetcher, Pin: pin, Now: now(),
-		Roles: opts.Rule.Roles(), AllDelegations: opts.AllDelegations, KeepRaw: true})
+		Roles: opts.Rule.Roles(), AllDelegations: opts.AllDelegations, KeepRaw: true, IgnoreExpiry: opts.IgnoreExpiry})
 	if err != nil {
 		var ve *verify.Error
 		if errors.As(err, &ve) {

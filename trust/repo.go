@@ -76,6 +76,8 @@ type Repo struct {
 	newClient func() (client.Repository, error)
 	retry     retryPolicy
 	log       *slog.Logger
+	// remote is the trust server's metadata API (keys, uploads).
+	remote store.RemoteStore
 }
 
 // Open prepares access to gun's trust data; it does no network I/O.
@@ -139,7 +141,7 @@ func Open(gun string, opts Options) (*Repo, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Repo{gun: g, opts: opts, nr: nr, cs: cs, keyErr: keyErr, answers: ans, cacheDir: dir, newClient: newClient, retry: defaultRetry, log: logger}, nil
+	return &Repo{gun: g, opts: opts, nr: nr, cs: cs, keyErr: keyErr, answers: ans, cacheDir: dir, newClient: newClient, retry: defaultRetry, log: logger, remote: remote}, nil
 }
 
 // GUN returns the repository's name.

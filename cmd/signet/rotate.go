@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/spf13/cobra"
+
+	"github.com/signet-project/signet/internal/publish"
+)
+
+func newRotateCmd(g *globalFlags) *cobra.Command {
+	var (
+		tf            trustFlags
+		serverManaged bool
+	)
+	cmd := &cobra.Command{
+		Use:   "rotate IMAGE ROLE...",
+		Short: "Replace the timestamp or snapshot key with one the trust server holds",
+		Long: `Replace the keys of the timestamp and/or snapshot role of a repository
+with new keys made and held by the trust server, in a new root version
+signed by the repository's existing root keys (from the trust dir or a
+YubiKey). Clients that pinned the old root follow without any action.
+
+This is the take-over after 'signet mirror': the repository's timestamp
+key (and snapshot key, when the old server held it, as Docker Content
+Trust does) belonged to the old server, which will be gone. Rotate both
+in one step then; rotating only the timestamp fails, naming the fix, when
+nobody here can sign the snapshot. The current trust data is verified
+first, ignoring only its expiry.
+
+ROLE is timestamp or snapshot (snapshot needs --server-managed).`,
+		Example: `  SIGNET_ROOT_PASSPHRASE=... signet rotate registry.example.com/team/app timestamp snapshot --server-managed`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := tf.config(cmd, g)
+			if err != nil {
+				return err
+			}
+			gun, res, err := publish.Rotate(cmd.Context(), c, args[0], args[1:], serverManaged)
+			if err != nil {
+				return err
+			}
+			roles := make([]string, 0, len(res.Keys))
+			for r := range res.Keys {
+				roles = append(roles, r)
+			}
+			sort.Strings(roles)
+			for _, r := range roles {
+				fmt.Fprintf(cmd.OutOrStdout(), "rotated the %s key of %s to %s (held by the trust server)\n", r, gun, res.Keys[r])
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "root version %d names the new keys, signed by the existing root keys\n", res.RootVersion)
+			return nil
+		},
+	}
+	tf.register(cmd)
+	cmd.Flags().BoolVar(&serverManaged, "server-managed", false, "the trust server makes and holds the new snapshot key")
+	return cmd
+}

@@ -1,0 +1,219 @@
+package trust
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	canonicaljson "github.com/docker/go/canonical/json"
+	"github.com/theupdateframework/notary/trustpinning"
+	"github.com/theupdateframework/notary/tuf"
+	"github.com/theupdateframework/notary/tuf/data"
+	"github.com/theupdateframework/notary/tuf/signed"
+)
+
+// Rotation is one role whose keys a root rotation replaces.
+type Rotation struct {
+	// Role is timestamp or snapshot.
+	Role data.RoleName
+	// ServerManaged: the trust server makes and holds the new key. The
+	// timestamp key is always the server's.
+	ServerManaged bool
+}
+
+// RotateResult says what a rotation did.
+type RotateResult struct {
+	// RootVersion is the root version that names the new keys.
+	RootVersion int
+	// Keys maps each rotated role to its new key ID.
+	Keys map[string]string
+}
+
+// Rotate replaces the keys of roles in a new root version signed by the
+// repository's existing root keys (which the trust dir or a YubiKey must
+// hold), so clients that pinned the old root follow without any action.
+// It reads the current trust data through the engine (trust/verify),
+// ignoring only expiry: a repository mirrored off a server that stopped
+// renewing its timestamp is exactly what this takes over. The new keys
+// are made by the trust server (POST <role>.key); the server then signs
+// the next snapshot and timestamp with them.
+//
+// This is the take-over step after signet mirror: the timestamp key (and
+// the snapshot key, when the old server held it) move from the old
+// server to this one. Rotating root and targets keys, and thresholds,
+// come with key ceremonies.
+func (r *Repo) Rotate(ctx context.Context, rotations []Rotation) (RotateResult, error) {
+	var out RotateResult
+	if err := checkRotations(rotations); err != nil {
+		return out, err
+	}
+	if r.keyErr != nil {
+		return out, fmt.Errorf("rotate keys of %s: %w", r.gun, r.keyErr)
+	}
+	res, err := Read(ctx, r.gun.String(), ReadOptions{TrustDir: r.opts.TrustDir, Server: r.opts.Server,
+		Transport: r.opts.Transport, IgnoreExpiry: true})
+	if err != nil {
+		return out, err
+	}
+	b := tuf.NewRepoBuilder(r.gun, r.cs, trustpinning.TrustPinConfig{})
+	if err := b.Load(data.CanonicalRootRole, res.Raw["root"], 1, true); err != nil {
+		return out, fmt.Errorf("load the root of %s: %w", r.gun, err)
+	}
+	repo, _, err := b.Finish()
+	if err != nil {
+		return out, fmt.Errorf("load the root of %s: %w", r.gun, err)
+	}
+
+	out.Keys = map[string]string{}
+	for _, rot := range rotations {
+		raw, err := r.remote.RotateKey(rot.Role)
+		if err != nil {
+			return out, r.wrap("get a new "+rot.Role.String()+" key from the trust server for", err)
+		}
+		key, err := data.UnmarshalPublicKey(raw)
+		if err != nil {
+			return out, fmt.Errorf("new %s key of %s from the trust server: %w", rot.Role, r.gun, err)
+		}
+		if err := repo.ReplaceBaseKeys(rot.Role, key); err != nil {
+			return out, fmt.Errorf("replace the %s key of %s: %w", rot.Role, r.gun, err)
+		}
+		out.Keys[rot.Role.String()] = key.ID()
+	}
+
+	// Who signs the snapshot that names the new root: the server, if the
+	// root names its snapshot key; else a snapshot key in the trust dir.
+	snapRole, err := repo.GetBaseRole(data.CanonicalSnapshotRole)
+	if err != nil {
+		return out, fmt.Errorf("read the snapshot role of %s: %w", r.gun, err)
+	}
+	_, rotatingSnapshot := out.Keys[data.CanonicalSnapshotRole.String()]
+	serverSnapshot := rotatingSnapshot || r.serverHolds(data.CanonicalSnapshotRole, snapRole)
+	if !serverSnapshot && !r.holdsAny(snapRole) {
+		return out, fmt.Errorf("rotate keys of %s: the snapshot key (%s) is neither this trust server's nor in %s: it was held by the old server; "+
+			"rotate it too: signet rotate %s timestamp snapshot --server-managed", r.gun, joinIDs(snapRole), r.opts.TrustDir, r.gun)
+	}
+
+	newRoot, err := repo.SignRoot(repo.Root.Signed.Expires, nil)
+	if err != nil {
+		return out, r.wrap("sign the new root with the root key(s) of", rootKeyErr(err, r.opts.TrustDir))
+	}
+	rootJSON, err := canonicaljson.Marshal(newRoot)
+	if err != nil {
+		return out, fmt.Errorf("encode the new root of %s: %w", r.gun, err)
+	}
+	files := map[string][]byte{data.CanonicalRootRole.String(): rootJSON}
+	if !serverSnapshot {
+		sn, err := r.signSnapshot(res.Raw["snapshot"], rootJSON, snapRole)
+		if err != nil {
+			return out, err
+		}
+		files[data.CanonicalSnapshotRole.String()] = sn
+	}
+	if err := r.remote.SetMulti(files); err != nil {
+		return out, r.wrap("publish the new root of", err)
+	}
+	out.RootVersion = repo.Root.Signed.Version
+
+	// Read it back as a client would, expiry included: the server now
+	// signs fresh snapshot and timestamp metadata with its keys.
+	if _, err := Read(ctx, r.gun.String(), ReadOptions{TrustDir: r.opts.TrustDir, Server: r.opts.Server, Transport: r.opts.Transport}); err != nil {
+		return out, fmt.Errorf("root version %d of %s was published, but reading it back failed: %w", out.RootVersion, r.gun, err)
+	}
+	return out, nil
+}
+
+func checkRotations(rotations []Rotation) error {
+	if len(rotations) == 0 {
+		return errors.New("rotate: name a role: timestamp, snapshot")
+	}
+	seen := map[data.RoleName]bool{}
+	for _, rot := range rotations {
+		switch {
+		case seen[rot.Role]:
+			return fmt.Errorf("rotate: %s named twice", rot.Role)
+		case rot.Role == data.CanonicalTimestampRole:
+		case rot.Role == data.CanonicalSnapshotRole && rot.ServerManaged:
+		case rot.Role == data.CanonicalSnapshotRole:
+			return errors.New("rotate snapshot: only to a key the trust server holds for now (--server-managed)")
+		default:
+			return fmt.Errorf("rotate %s: signet rotates the timestamp and snapshot keys; root and targets keys rotate in a key ceremony", rot.Role)
+		}
+		seen[rot.Role] = true
+	}
+	return nil
+}
+
+// serverHolds reports whether the trust server's current key for role is
+// one of those role names (GET <role>.key answers the key the server
+// holds for the root, or a new one).
+func (r *Repo) serverHolds(role data.RoleName, br data.BaseRole) bool {
+	raw, err := r.remote.GetKey(role)
+	if err != nil {
+		return false
+	}
+	k, err := data.UnmarshalPublicKey(raw)
+	return err == nil && slices.Contains(br.ListKeyIDs(), k.ID())
+}
+
+// holdsAny reports whether the trust dir (or a YubiKey) holds a private
+// key of the role.
+func (r *Repo) holdsAny(br data.BaseRole) bool {
+	for _, id := range br.ListKeyIDs() {
+		if _, _, err := r.cs.GetPrivateKey(id); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// signSnapshot signs the next snapshot, naming the new root, with the
+// snapshot key the trust dir holds.
+func (r *Repo) signSnapshot(current, rootJSON []byte, role data.BaseRole) ([]byte, error) {
+	var sn data.SignedSnapshot
+	if err := json.Unmarshal(current, &sn); err != nil {
+		return nil, fmt.Errorf("parse the snapshot of %s: %w", r.gun, err)
+	}
+	meta, err := data.NewFileMeta(bytes.NewReader(rootJSON), data.NotaryDefaultHashes...)
+	if err != nil {
+		return nil, err
+	}
+	sn.AddMeta(data.CanonicalRootRole, meta)
+	sn.Signed.Version++
+	s, err := sn.ToSigned()
+	if err != nil {
+		return nil, err
+	}
+	s.Signatures = nil
+	if err := signed.Sign(r.cs, s, role.ListKeys(), role.Threshold, nil); err != nil {
+		return nil, r.wrap("sign the snapshot of", err)
+	}
+	return canonicaljson.Marshal(s)
+}
+
+// rootKeyErr says which keys are needed when root cannot be signed.
+func rootKeyErr(err error, trustDir string) error {
+	var ins signed.ErrInsufficientSignatures
+	if errors.As(err, &ins) {
+		return fmt.Errorf("%w: the trust dir %s (and any inserted YubiKey) holds too few of the root keys: import them (signet key import) or insert the card", err, trustDir)
+	}
+	return err
+}
+
+func joinIDs(br data.BaseRole) string {
+	ids := br.ListKeyIDs()
+	slices.Sort(ids)
+	out := ""
+	for i, id := range ids {
+		if i > 0 {
+			out += ", "
+		}
+		if len(id) > 12 {
+			id = id[:12]
+		}
+		out += id
+	}
+	return out
+}
