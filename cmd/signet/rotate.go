@@ -31,7 +31,7 @@ first, ignoring only its expiry.
 
 ROLE is timestamp or snapshot (snapshot needs --server-managed).`,
 		Example: `  SIGNET_ROOT_PASSPHRASE=... signet rotate registry.example.com/team/app timestamp snapshot --server-managed`,
-		Args: cobra.MinimumNArgs(2),
+		Args:    cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := tf.config(cmd, g)
 			if err != nil {
