@@ -35,6 +35,7 @@ type serverFlags struct {
 	gunPrefixes    []string
 	keyAlgorithm   string
 	passphraseFile string
+	allowImport    bool
 	limits         server.Limits
 	grace          time.Duration
 }
@@ -54,7 +55,8 @@ from ` + server.PassphraseEnv + `, else --key-passphrase-file, else a random
 one generated into the data dir on first start (development only).`,
 		Example: `  signet server
   signet server --addr 0.0.0.0:4443 --tls-cert cert.pem --tls-key key.pem --db postgres://signet@db/signet
-  signet server --dev-tls --auth htpasswd --htpasswd ./htpasswd`,
+  signet server --dev-tls --auth htpasswd --htpasswd ./htpasswd
+  signet server --allow-import --auth token ...   # while moving repositories here with signet mirror`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServer(cmd, g, f)
@@ -82,6 +84,8 @@ one generated into the data dir on first start (development only).`,
 	fl.Int64Var(&f.limits.MaxRequestBytes, "max-request-bytes", 32<<20, "largest update request accepted")
 	fl.Int64Var(&f.limits.MaxMetadataBytes, "max-metadata-bytes", 16<<20, "largest metadata file accepted in an update")
 	fl.IntVar(&f.limits.MaxParts, "max-parts", 100, "most metadata files accepted in one update")
+	fl.BoolVar(&f.allowImport, "allow-import", false, "accept imports of trust data from another server (POST /v2/<gun>/_trust/import; needs push, like a publish)")
+	fl.IntVar(&f.limits.MaxImportParts, "max-import-parts", 2000, "most metadata files accepted in one import (every delegation and older root)")
 	fl.Int64Var(&f.limits.MaxBytesInFlight, "max-bytes-in-flight", 256<<20, "most bytes of updates handled at once, server-wide (past it: 503 with Retry-After)")
 	fl.DurationVar(&f.grace, "shutdown-grace", 15*time.Second, "how long to let requests finish on shutdown")
 	return cmd
@@ -127,6 +131,7 @@ func runServer(cmd *cobra.Command, g *globalFlags, f *serverFlags) error {
 		Auth:          authz,
 		GUNPrefixes:   f.gunPrefixes,
 		Limits:        f.limits,
+		AllowImport:   f.allowImport,
 		Logger:        logger,
 	})
 	if err != nil {
@@ -136,7 +141,7 @@ func runServer(cmd *cobra.Command, g *globalFlags, f *serverFlags) error {
 	if err != nil {
 		return err
 	}
-	logger.Info("trust server listening", "url", scheme+"://"+ln.Addr().String(), "db", string(store.Dialect()), "auth", f.authMode)
+	logger.Info("trust server listening", "url", scheme+"://"+ln.Addr().String(), "db", string(store.Dialect()), "auth", f.authMode, "allow_import", f.allowImport)
 	fmt.Fprintf(cmd.OutOrStdout(), "signet trust server on %s://%s\n", scheme, ln.Addr())
 	err = server.Serve(ctx, ln, srv, tlsConfig, f.grace, logger)
 	logger.Info("trust server stopped")

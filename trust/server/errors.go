@@ -41,6 +41,16 @@ var (
 		Description:    "Updates in flight hold the server's memory limit; retry after the Retry-After seconds.",
 		HTTPStatusCode: http.StatusServiceUnavailable,
 	})
+	errImportDisabled = errcode.Register("signet", errcode.ErrorDescriptor{
+		Value: "SIGNET_IMPORT_DISABLED", Message: "import is off",
+		Description:    "The server was started without --allow-import.",
+		HTTPStatusCode: http.StatusNotFound,
+	})
+	errImportConflict = errcode.Register("signet", errcode.ErrorDescriptor{
+		Value: "SIGNET_IMPORT_CONFLICT", Message: "import conflicts with stored trust data",
+		Description:    "The server holds other bytes for a role and version of the import, or newer data under an older timestamp.",
+		HTTPStatusCode: http.StatusConflict,
+	})
 	errUnauthorized = errcode.ErrorCodeUnauthorized
 	errDenied       = errcode.ErrorCodeDenied
 	errMethod       = errcode.Register("signet", errcode.ErrorDescriptor{

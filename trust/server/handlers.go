@@ -1,118 +1,21 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/theupdateframework/notary"
-	"github.com/theupdateframework/notary/server/snapshot"
 	"github.com/theupdateframework/notary/server/storage"
 	"github.com/theupdateframework/notary/server/timestamp"
 	"github.com/theupdateframework/notary/tuf/data"
 	"github.com/theupdateframework/notary/tuf/validation"
 )
-
-// readUpdate parses the multipart/form-data body of a publish. It reads
-// each part's filename from the raw Content-Disposition header, because
-// multipart.Part.FileName strips directories since Go 1.17 and would turn
-// "targets/releases.json" into "releases.json" (the bug that makes
-// notary-server refuse every delegation).
-func (s *Server) readUpdate(r *http.Request) ([]storage.MetaUpdate, error) {
-	if r.ContentLength > s.limits.MaxRequestBytes {
-		return nil, errTooLarge.WithMessage(fmt.Sprintf("update is %d bytes, over the %d byte limit: publish fewer roles at once or raise --max-request-bytes", r.ContentLength, s.limits.MaxRequestBytes))
-	}
-	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mediaType != "multipart/form-data" || params["boundary"] == "" {
-		return nil, errMalformedUpload.WithMessage("update must be multipart/form-data with a boundary")
-	}
-	body := http.MaxBytesReader(nil, r.Body, s.limits.MaxRequestBytes)
-	mr := multipart.NewReader(body, params["boundary"])
-	var updates []storage.MetaUpdate
-	seen := map[data.RoleName]bool{}
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return nil, errTooLarge.WithMessage(fmt.Sprintf("update is over the %d byte limit", s.limits.MaxRequestBytes))
-			}
-			if errors.Is(err, errBudgetSpent) {
-				return nil, errBudgetSpent
-			}
-			return nil, errMalformedUpload.WithMessage("read multipart update: " + err.Error())
-		}
-		if len(updates) >= s.limits.MaxParts {
-			return nil, errMalformedUpload.WithMessage(fmt.Sprintf("update has more than %d files", s.limits.MaxParts))
-		}
-		u, err := s.readPart(part)
-		if err != nil {
-			return nil, err
-		}
-		if seen[u.Role] {
-			return nil, errMalformedUpload.WithMessage(fmt.Sprintf("update has %s twice", u.Role))
-		}
-		seen[u.Role] = true
-		updates = append(updates, u)
-	}
-	// An update with no files is what the notary client sends when
-	// nothing changed; like notary-server, the server then signs a new
-	// snapshot (if it holds the key) and timestamp.
-	return updates, nil
-}
-
-func (s *Server) readPart(part *multipart.Part) (storage.MetaUpdate, error) {
-	defer part.Close()
-	_, cd, err := mime.ParseMediaType(part.Header.Get("Content-Disposition"))
-	if err != nil || cd["filename"] == "" {
-		return storage.MetaUpdate{}, errNoFilename.WithMessage("update part has no filename: name each part <role>.json")
-	}
-	// The notary client names parts "<role>"; the API documents "<role>.json".
-	roleName := strings.TrimSuffix(cd["filename"], ".json")
-	if err := validRoleName(roleName); err != nil {
-		return storage.MetaUpdate{}, errInvalidRole.WithMessage(err.Error())
-	}
-	role := data.RoleName(roleName)
-	raw, err := io.ReadAll(io.LimitReader(part, s.limits.MaxMetadataBytes+1))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return storage.MetaUpdate{}, errTooLarge.WithMessage(fmt.Sprintf("update is over the %d byte limit", s.limits.MaxRequestBytes))
-		}
-		if errors.Is(err, errBudgetSpent) {
-			return storage.MetaUpdate{}, errBudgetSpent
-		}
-		return storage.MetaUpdate{}, errMalformedUpload.WithMessage(fmt.Sprintf("read %s: %v", role, err))
-	}
-	if int64(len(raw)) > s.limits.MaxMetadataBytes {
-		return storage.MetaUpdate{}, errTooLarge.WithMessage(fmt.Sprintf("%s is over the %d byte metadata limit", role, s.limits.MaxMetadataBytes))
-	}
-	var meta data.SignedMeta
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&meta); err != nil {
-		return storage.MetaUpdate{}, errMalformedJSON.WithMessage(fmt.Sprintf("%s is not valid TUF JSON: %v", role, err))
-	}
-	if dec.More() {
-		return storage.MetaUpdate{}, errMalformedJSON.WithMessage(fmt.Sprintf("%s has data after its JSON object", role))
-	}
-	if meta.Signed.Version < 1 {
-		return storage.MetaUpdate{}, errMalformedJSON.WithMessage(fmt.Sprintf("%s has version %d: versions start at 1", role, meta.Signed.Version))
-	}
-	return storage.MetaUpdate{Role: role, Version: meta.Signed.Version, Data: raw}, nil
-}
 
 func (s *Server) update(w http.ResponseWriter, r *http.Request, rt route) {
 	gun := data.GUN(rt.gun)
@@ -229,7 +132,10 @@ func (s *Server) getMeta(w http.ResponseWriter, r *http.Request, rt route) {
 // serverSigned returns the current timestamp or snapshot, signing a new
 // timestamp (and snapshot, if the server holds its key) when the current
 // one has expired. Two readers racing to re-sign: the loser reads the
-// winner's.
+// winner's. An imported repository whose root names a timestamp key the
+// server does not hold gets its stored timestamp and snapshot as they
+// are, expired or not: never a timestamp signed by a key root does not
+// list.
 func (s *Server) serverSigned(gun data.GUN, role data.RoleName) (*time.Time, []byte, error) {
 	var (
 		modified *time.Time
@@ -241,6 +147,17 @@ func (s *Server) serverSigned(gun data.GUN, role data.RoleName) (*time.Time, []b
 		var old storage.ErrOldVersion
 		if !errors.As(err, &old) {
 			break
+		}
+	}
+	if err != nil && !isNotFound(err) {
+		// Re-signing failed: for an imported repository, because the
+		// server holds no key to sign with.
+		m, stored, ok, serr := s.storedTimestamp(gun)
+		if serr != nil {
+			return nil, nil, fmt.Errorf("%w (and reading it as stored: %v)", err, serr)
+		}
+		if ok {
+			modified, ts, err = m, stored, nil
 		}
 	}
 	if err != nil {
@@ -278,30 +195,40 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request, rt route) {
 }
 
 // currentKey returns the server's key for role: the one root names if the
-// server holds it; before the repository has a root, the newest key made
-// for it, or a new one, the same on every replica (so repeated or
-// concurrent GETs by initialising clients do not pile up keys); otherwise
-// a new key.
+// server holds it; otherwise (no root yet, a client-managed snapshot key,
+// or an imported repository before its take-over) the newest key made for
+// it, or a new one, the same on every replica (so repeated or concurrent
+// GETs do not pile up keys).
 func (s *Server) currentKey(ctx context.Context, gun data.GUN, role data.RoleName) (data.PublicKey, error) {
-	_, _, err := s.store.GetCurrent(gun, data.CanonicalRootRole)
-	if err != nil && !isNotFound(err) {
+	_, root, err := s.store.GetCurrent(gun, data.CanonicalRootRole)
+	if isNotFound(err) {
+		return s.newestOrCreateKey(ctx, gun, role)
+	}
+	if err != nil {
 		return nil, err
 	}
-	if isNotFound(err) {
-		id, err := s.keys.newestOrCreate(ctx, gun, role, s.algo)
-		if err != nil {
-			return nil, err
-		}
-		k := s.crypto.GetKey(id)
-		if k == nil {
-			return nil, fmt.Errorf("read %s key %s of %q: not found after it was stored", role, id, gun)
-		}
-		return k, nil
+	key, err := heldRoleKey(s.crypto, root, role)
+	if err != nil || key != nil {
+		return key, err
 	}
-	if role == data.CanonicalTimestampRole {
-		return timestamp.GetOrCreateTimestampKey(gun, s.store, s.crypto, s.algo)
+	// Root names another key: the client manages its snapshot key, or the
+	// repository was imported and this key is for its take-over. Hand out
+	// the same key every time.
+	return s.newestOrCreateKey(ctx, gun, role)
+}
+
+// newestOrCreateKey returns the newest key the server made for role of
+// gun, making one if there is none.
+func (s *Server) newestOrCreateKey(ctx context.Context, gun data.GUN, role data.RoleName) (data.PublicKey, error) {
+	id, err := s.keys.newestOrCreate(ctx, gun, role, s.algo)
+	if err != nil {
+		return nil, err
 	}
-	return snapshot.GetOrCreateSnapshotKey(gun, s.store, s.crypto, s.algo)
+	k := s.crypto.GetKey(id)
+	if k == nil {
+		return nil, fmt.Errorf("read %s key %s of %q: not found after it was stored", role, id, gun)
+	}
+	return k, nil
 }
 
 func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request, rt route) {

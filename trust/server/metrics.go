@@ -15,6 +15,7 @@ type metrics struct {
 	requests  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	publishes *prometheus.CounterVec
+	imports   *prometheus.CounterVec
 	handler   http.Handler
 }
 
@@ -41,12 +42,16 @@ func newMetrics(reg prometheus.Registerer, gather prometheus.Gatherer, inFlight 
 			Name: "signet_trust_server_publishes_total",
 			Help: "Metadata updates by outcome (ok, invalid, conflict, busy, error).",
 		}, []string{"outcome"}),
+		imports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_trust_server_imports_total",
+			Help: "Imports of trust data from another server by outcome (ok, invalid, conflict, busy, error).",
+		}, []string{"outcome"}),
 	}
 	bytesInFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "signet_trust_server_update_bytes_in_flight",
 		Help: "Bytes of update requests being handled, bounded by --max-bytes-in-flight.",
 	}, func() float64 { return float64(inFlight()) })
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.publishes, bytesInFlight} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.publishes, m.imports, bytesInFlight} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

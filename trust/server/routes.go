@@ -78,6 +78,7 @@ const (
 	routeMeta       // /v2/<gun>/_trust/tuf/<file>.json
 	routeKey        // /v2/<gun>/_trust/tuf/<role>.key
 	routeChangefeed // /v2/<gun>/_trust/changefeed or /v2/_trust/changefeed
+	routeImport     // /v2/<gun>/_trust/import                (POST, with --allow-import)
 )
 
 // parseRoute splits a request path as notary-server's routes do. A path
@@ -102,8 +103,11 @@ func parseRoute(path string) (route, error) {
 	if err := validGUN(gun); err != nil {
 		return route{}, err
 	}
-	if tail == "changefeed" {
+	switch tail {
+	case "changefeed":
 		return route{kind: routeChangefeed, gun: gun}, nil
+	case "import":
+		return route{kind: routeImport, gun: gun}, nil
 	}
 	file, ok := strings.CutPrefix(tail, "tuf/")
 	if !ok {

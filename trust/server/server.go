@@ -43,6 +43,9 @@ type Limits struct {
 	MaxMetadataBytes int64
 	// MaxParts caps the files in one update (default 100).
 	MaxParts int
+	// MaxImportParts caps the files in one import (default 2000): an
+	// import carries every delegation and every older root version.
+	MaxImportParts int
 	// MaxChangefeedRecords caps one changefeed page (default 1000).
 	MaxChangefeedRecords int
 	// MaxBytesInFlight caps the bytes of the update requests all clients
@@ -61,6 +64,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxParts <= 0 {
 		l.MaxParts = 100
+	}
+	if l.MaxImportParts <= 0 {
+		l.MaxImportParts = 2000
 	}
 	if l.MaxChangefeedRecords <= 0 {
 		l.MaxChangefeedRecords = 1000
@@ -89,6 +95,10 @@ type Options struct {
 	GUNPrefixes []string
 	// Limits caps inputs; the zero value takes defaults.
 	Limits Limits
+	// AllowImport turns on POST /v2/<gun>/_trust/import, which stores a
+	// repository's trust data from another server as it is (see
+	// docs/server.md). Off, the route answers 404.
+	AllowImport bool
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the Prometheus metrics; nil uses a registry of
@@ -111,6 +121,12 @@ type Server struct {
 	metrics  *metrics
 	inflight *byteBudget
 	locks    [256]sync.Mutex // publishes serialised per GUN stripe
+
+	allowImport bool
+	now         func() time.Time
+	// asStored has the GUNs whose imported timestamp was served as
+	// stored, to log that once per GUN.
+	asStored sync.Map
 }
 
 // notaryExpiries sets notary's default expiries to notary-server's
@@ -160,6 +176,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		prefixes: opts.GUNPrefixes,
 		limits:   opts.Limits.withDefaults(),
 		log:      logger,
+
+		allowImport: opts.AllowImport,
+		now:         opts.Store.now,
 	}
 	s.inflight = &byteBudget{max: s.limits.MaxBytesInFlight}
 	s.metrics, err = newMetrics(opts.Registerer, opts.Gatherer, s.inflight.inFlight)
@@ -259,7 +278,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) string {
 type handlerFunc func(http.ResponseWriter, *http.Request, route)
 
 // dispatch maps a route and method to a handler and the actions it needs,
-// as notary-server does: reads need pull, publishing push and pull,
+// as notary-server does: reads need pull, publishing (and importing) push
+// and pull,
 // deletion and key rotation "*", and the global changefeed, which lists
 // every repository, "*" on the registry catalog (gun "").
 func (s *Server) dispatch(rt route, method string) (string, []string, handlerFunc) {
@@ -291,6 +311,14 @@ func (s *Server) dispatch(rt route, method string) (string, []string, handlerFun
 			return "rotate_key", []string{"*"}, s.rotateKey
 		}
 		return "key", nil, nil
+	case routeImport:
+		if method != http.MethodPost {
+			return "import", nil, nil
+		}
+		if !s.allowImport {
+			return "import", nil, s.importDisabled
+		}
+		return "import", []string{"push", "pull"}, s.importGUN
 	case routeChangefeed:
 		if !get {
 			return "changefeed", nil, nil

@@ -34,11 +34,13 @@ func validateUpdate(cs signed.CryptoService, gun data.GUN, updates []storage.Met
 	apply := make([]storage.MetaUpdate, 0, len(updates)+2)
 
 	builder := tuf.NewRepoBuilder(gun, cs, trustpinning.TrustPinConfig{})
-	if err := loadFromStore(gun, data.CanonicalRootRole, builder, store); err != nil && !isNotFound(err) {
+	storedRoot, err := loadFromStore(gun, data.CanonicalRootRole, builder, store)
+	if err != nil && !isNotFound(err) {
 		return nil, err
 	}
 
-	if rootUpdate, ok := roles[data.CanonicalRootRole]; ok {
+	rootUpdate, ok := roles[data.CanonicalRootRole]
+	if ok {
 		// TUF spec §5.3 (root rotation): a new root must be signed by a
 		// threshold of the previous root's keys and of its own; the
 		// builder bootstrapped from the current root checks both.
@@ -53,6 +55,9 @@ func validateUpdate(cs signed.CryptoService, gun data.GUN, updates []storage.Met
 		apply = append(apply, rootUpdate)
 	} else if !builder.IsLoaded(data.CanonicalRootRole) {
 		return nil, validation.ErrValidation{Msg: "no root exists for this repository and the update has none: initialise the repository first"}
+	}
+	if err := checkTakenOver(cs, gun, storedRoot, rootUpdate.Data); err != nil {
+		return nil, err
 	}
 
 	targets, err := loadAndValidateTargets(gun, builder, roles, store)
@@ -112,7 +117,7 @@ func loadAndValidateTargets(gun data.GUN, builder tuf.RepoBuilder, roles map[dat
 			}
 		}
 		for i := len(missing) - 1; i >= 0; i-- {
-			if err := loadFromStore(gun, missing[i], builder, store); err != nil && !isNotFound(err) {
+			if _, err := loadFromStore(gun, missing[i], builder, store); err != nil && !isNotFound(err) {
 				return nil, err
 			}
 		}
@@ -227,7 +232,7 @@ func generateSnapshot(gun data.GUN, builder tuf.RepoBuilder, store storage.MetaS
 	case signed.ErrInsufficientSignatures, signed.ErrNoKeys, signed.ErrRoleThreshold:
 		return nil, validation.ErrBadHierarchy{
 			Missing: data.CanonicalSnapshotRole.String(),
-			Msg:     "no snapshot in the update and the server does not hold this repository's snapshot key: sign and upload snapshot.json",
+			Msg:     fmt.Sprintf("no snapshot in the update and the server does not hold the snapshot key of %s: sign and upload snapshot.json, or, if another trust server held that key (imported trust data), take it over with `signet rotate %s snapshot --server-managed`", gun, gun),
 		}
 	default:
 		return nil, validation.ErrValidation{Msg: err.Error()}
@@ -258,10 +263,12 @@ func generateTimestamp(gun data.GUN, builder tuf.RepoBuilder, store storage.Meta
 	}
 }
 
-func loadFromStore(gun data.GUN, role data.RoleName, builder tuf.RepoBuilder, store storage.MetaStore) error {
+// loadFromStore loads the current version of role into builder and
+// returns its bytes.
+func loadFromStore(gun data.GUN, role data.RoleName, builder tuf.RepoBuilder, store storage.MetaStore) ([]byte, error) {
 	_, raw, err := store.GetCurrent(gun, role)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return builder.Load(role, raw, 1, true)
+	return raw, builder.Load(role, raw, 1, true)
 }
