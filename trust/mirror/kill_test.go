@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-project/signet/internal/testnotary"
 	"github.com/signet-project/signet/trust/verify"
 )
 
@@ -28,13 +29,13 @@ import (
 // and matches the source; a second run completes the rest and leaves one
 // row per file.
 func TestKilledMidRun(t *testing.T) {
-	ns := startNotaryServer(t, `{"backend":"memory"}`)
-	pub := newNotaryCLI(t)
+	ns := testnotary.StartServer(t, `{"backend":"memory"}`)
+	pub := testnotary.NewCLI(t)
 	var guns []string
 	for i := range 8 {
 		g := fmt.Sprintf("registry.example.com/team/app%d", i)
-		pub.must(ns.URL, "init", g, "-p")
-		pub.must(ns.URL, "addhash", g, "v1", "100", "--sha256", strings.Repeat("a1", 32), "-p")
+		pub.Must(ns.URL, "init", g, "-p")
+		pub.Must(ns.URL, "addhash", g, "v1", "100", "--sha256", strings.Repeat("a1", 32), "-p")
 		guns = append(guns, g)
 	}
 	held := guns[5]

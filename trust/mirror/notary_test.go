@@ -4,181 +4,17 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/signet-project/signet/internal/publish"
-	"github.com/signet-project/signet/internal/testenv"
-	"github.com/signet-project/signet/internal/testlog"
+	"github.com/signet-project/signet/internal/testnotary"
 	"github.com/signet-project/signet/internal/testservers"
 	"github.com/signet-project/signet/keys"
 )
-
-const notaryPassphrase = "mirror test passphrase"
-
-// notaryCLI runs the notary v0.7.0 CLI with a trust dir of its own.
-type notaryCLI struct {
-	t        *testing.T
-	bin      string
-	trustDir string
-	home     string
-}
-
-func newNotaryCLI(t *testing.T) *notaryCLI {
-	return &notaryCLI{t: t, bin: testenv.NotaryCLI(t), trustDir: t.TempDir(), home: t.TempDir()}
-}
-
-func (n *notaryCLI) run(stdin, server string, args ...string) (string, error) {
-	n.t.Helper()
-	cmd := exec.Command(n.bin, append([]string{"-s", server, "-d", n.trustDir}, args...)...)
-	cmd.Env = append(os.Environ(), "HOME="+n.home,
-		"NOTARY_ROOT_PASSPHRASE="+notaryPassphrase, "NOTARY_TARGETS_PASSPHRASE="+notaryPassphrase,
-		"NOTARY_SNAPSHOT_PASSPHRASE="+notaryPassphrase, "NOTARY_DELEGATION_PASSPHRASE="+notaryPassphrase)
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-func (n *notaryCLI) must(server string, args ...string) string {
-	n.t.Helper()
-	out, err := n.run("", server, args...)
-	if err != nil {
-		n.t.Fatalf("notary %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-// notaryServer is the original notary-server v0.7.0, run as a process.
-type notaryServer struct {
-	URL string
-	t   *testing.T
-	cfg string
-	cmd *exec.Cmd
-	log *testlog.Buffer
-}
-
-// startNotaryServer runs notary-server on storage (its config's
-// "storage" object): {"backend":"memory"} or PostgreSQL.
-func startNotaryServer(t *testing.T, storage string) *notaryServer {
-	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	s := &notaryServer{URL: "http://" + addr, t: t, cfg: filepath.Join(t.TempDir(), "config.json")}
-	conf := `{"server":{"http_addr":"` + addr + `"},"trust_service":{"type":"local","key_algorithm":"ecdsa"},"storage":` + storage + `,"logging":{"level":"error"}}`
-	if err := os.WriteFile(s.cfg, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s.start()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *notaryServer) start() {
-	s.t.Helper()
-	s.log = &testlog.Buffer{}
-	s.cmd = exec.Command(testenv.NotaryServer(s.t), "-config", s.cfg)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start notary-server: %v", err)
-	}
-	waitReady(s.t, s.URL+"/_notary_server/health", s.log)
-}
-
-func (s *notaryServer) stop() {
-	if s.cmd.ProcessState == nil {
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
-	}
-}
-
-// restart starts it again on the same storage and address: its memory
-// cache of metadata by checksum is gone.
-func (s *notaryServer) restart() {
-	s.stop()
-	s.start()
-}
-
-// waitReady polls url until it answers 200: the server was just
-// started, and says when it listens only by answering.
-func waitReady(t *testing.T, url string, log *testlog.Buffer) {
-	t.Helper()
-	for range 300 {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s did not answer; log:\n%s", url, log)
-}
-
-// notaryPostgres makes a fresh PostgreSQL database with notary-server's
-// own schema (its migrations) and returns its DSN.
-func notaryPostgres(t *testing.T) string {
-	t.Helper()
-	dsn := testenv.FreshPostgresDB(t)
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/theupdateframework/notary").Output()
-	if err != nil {
-		t.Fatalf("find notary's module (for its migrations): %v", err)
-	}
-	files, _ := filepath.Glob(filepath.Join(strings.TrimSpace(string(out)), "migrations", "server", "postgresql", "*.up.sql"))
-	if len(files) == 0 {
-		t.Fatalf("no notary migrations in %s", out)
-	}
-	sort.Strings(files)
-	db, err := sql.Open("postgres", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, f := range files {
-		q, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.Exec(string(q)); err != nil {
-			t.Fatalf("apply %s: %v", f, err)
-		}
-	}
-	return dsn
-}
-
-// publishHistory gives gun, through the notary CLI, the history of a
-// real repository: targets over several publishes, a root key rotation,
-// the snapshot key moved to the server, and tag "signed" for the digest
-// of an image pushed to registryHost. It returns the publisher.
-func publishHistory(t *testing.T, url, gun, registryHost string) *notaryCLI {
-	t.Helper()
-	n := newNotaryCLI(t)
-	n.must(url, "init", gun, "-p")
-	n.must(url, "addhash", gun, "v1", "100", "--sha256", strings.Repeat("a1", 32), "-p")
-	n.must(url, "addhash", gun, "v2", "200", "--sha256", strings.Repeat("b2", 32), "-p")
-	if out, err := n.run("yes\n", url, "key", "rotate", gun, "root"); err != nil {
-		t.Fatalf("notary key rotate root: %v\n%s", err, out)
-	}
-	n.must(url, "key", "rotate", gun, "snapshot", "-r")
-	if registryHost != "" {
-		img := testservers.PushRandom(t, registryHost+strings.TrimPrefix(gun, registryHost)+":signed")
-		raw, err := img.RawManifest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, _ := img.Digest()
-		n.must(url, "addhash", gun, "signed", fmt.Sprint(len(raw)), "--sha256", d.Hex, "-p")
-	}
-	n.must(url, "addhash", gun, "v3", "300", "--sha256", strings.Repeat("c3", 32), "-p")
-	return n
-}
 
 // notaryFiles are the files of a repository publishHistory made.
 var notaryFiles = []string{"1.root.json", "2.root.json", "3.root.json", "root.json", "timestamp.json", "snapshot.json", "targets.json"}
@@ -191,12 +27,12 @@ var notaryFiles = []string{"1.root.json", "2.root.json", "3.root.json", "root.js
 // alone, imported into an empty server once notary-server is gone, gives
 // the same targets too.
 func TestFromNotaryServer(t *testing.T) {
-	ns := startNotaryServer(t, `{"backend":"memory"}`)
+	ns := testnotary.StartServer(t, `{"backend":"memory"}`)
 	reg := testservers.Registry(t)
 	gun := reg + "/team/app"
-	publishHistory(t, ns.URL, gun, reg)
-	reader := newNotaryCLI(t)
-	want := reader.must(ns.URL, "list", gun)
+	testnotary.PublishHistory(t, ns.URL, gun, reg)
+	reader := testnotary.NewCLI(t)
+	want := reader.Must(ns.URL, "list", gun)
 	for _, tag := range []string{"v1", "v2", "v3", "signed"} {
 		if !strings.Contains(want, tag) {
 			t.Fatalf("notary list from notary-server lacks %s:\n%s", tag, want)
@@ -213,10 +49,10 @@ func TestFromNotaryServer(t *testing.T) {
 				t.Fatalf("root versions %v", r.RootVersions)
 			}
 			sameFiles(t, ns.URL, dst.URL, gun, notaryFiles)
-			if got := reader.must(dst.URL, "list", gun); got != want {
+			if got := reader.Must(dst.URL, "list", gun); got != want {
 				t.Fatalf("notary list from signet:\n%s\nfrom notary-server:\n%s", got, want)
 			}
-			if got := newNotaryCLI(t).must(dst.URL, "list", gun); got != want {
+			if got := testnotary.NewCLI(t).Must(dst.URL, "list", gun); got != want {
 				t.Fatalf("fresh notary list from signet:\n%s\nfrom notary-server:\n%s", got, want)
 			}
 			v, err := publish.Verify(context.Background(), publish.Config{TrustDir: t.TempDir(), Server: dst.URL}, gun+":signed")
@@ -234,8 +70,8 @@ func TestFromNotaryServer(t *testing.T) {
 	}
 
 	t.Run("trust dir", func(t *testing.T) {
-		ns.stop()
-		from, err := OpenSource(reader.trustDir, SourceOptions{})
+		ns.Stop()
+		from, err := OpenSource(reader.TrustDir, SourceOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -249,10 +85,10 @@ func TestFromNotaryServer(t *testing.T) {
 		if r.Anchor != "the trust dir's root v3" || fmt.Sprint(r.RootVersions) != "[3]" {
 			t.Fatalf("anchor %q, roots %v", r.Anchor, r.RootVersions)
 		}
-		if got := reader.must(dst.URL, "list", gun); got != want {
+		if got := reader.Must(dst.URL, "list", gun); got != want {
 			t.Fatalf("notary list from the imported cache:\n%s\nwant:\n%s", got, want)
 		}
-		if got := newNotaryCLI(t).must(dst.URL, "list", gun); got != want {
+		if got := testnotary.NewCLI(t).Must(dst.URL, "list", gun); got != want {
 			t.Fatalf("fresh notary list from the imported cache:\n%s\nwant:\n%s", got, want)
 		}
 	})
@@ -263,14 +99,14 @@ func TestFromNotaryServer(t *testing.T) {
 // others, and after the row is restored a second run completes it and
 // leaves the others' rows as they were.
 func TestTamperedNotaryServer(t *testing.T) {
-	nsDSN := notaryPostgres(t)
-	ns := startNotaryServer(t, `{"backend":"postgres","db_url":"`+nsDSN+`"}`)
+	nsDSN := testnotary.Postgres(t)
+	ns := testnotary.StartServer(t, `{"backend":"postgres","db_url":"`+nsDSN+`"}`)
 	var guns []string
 	for _, n := range []string{"a", "b", "c"} {
 		g := "registry.example.com/team/" + n
-		pub := newNotaryCLI(t)
-		pub.must(ns.URL, "init", g, "-p")
-		pub.must(ns.URL, "addhash", g, "v1", "100", "--sha256", strings.Repeat("a1", 32), "-p")
+		pub := testnotary.NewCLI(t)
+		pub.Must(ns.URL, "init", g, "-p")
+		pub.Must(ns.URL, "addhash", g, "v1", "100", "--sha256", strings.Repeat("a1", 32), "-p")
 		guns = append(guns, g)
 	}
 	bad := guns[1]
@@ -295,7 +131,7 @@ func TestTamperedNotaryServer(t *testing.T) {
 		if _, err := db.Exec(`UPDATE tuf_files SET data = $1 WHERE id = $2`, data, id); err != nil {
 			t.Fatal(err)
 		}
-		ns.restart()
+		ns.Restart()
 	}
 
 	for store, dsn := range backends(t) {
@@ -350,16 +186,16 @@ func TestTamperedNotaryServer(t *testing.T) {
 // notary-server follows the rotation and can publish on signet, and a
 // mirror run from notary-server again changes nothing.
 func TestTakeOver(t *testing.T) {
-	ns := startNotaryServer(t, `{"backend":"memory"}`)
+	ns := testnotary.StartServer(t, `{"backend":"memory"}`)
 	gun := "registry.example.com/team/app"
-	pub := publishHistory(t, ns.URL, gun, "")
-	reader := newNotaryCLI(t)
-	want := reader.must(ns.URL, "list", gun)
+	pub := testnotary.PublishHistory(t, ns.URL, gun, "")
+	reader := testnotary.NewCLI(t)
+	want := reader.Must(ns.URL, "list", gun)
 	dst := newSignet(t)
 	wantOutcome(t, one(t, serverSource(t, ns.URL), dst.sink(t), gun), Copied)
 
-	passphrases := &keys.Retriever{Getenv: func(string) string { return notaryPassphrase }}
-	_, res, err := publish.Rotate(context.Background(), publish.Config{TrustDir: pub.trustDir, Server: dst.URL, Passphrases: passphrases},
+	passphrases := &keys.Retriever{Getenv: func(string) string { return testnotary.Passphrase }}
+	_, res, err := publish.Rotate(context.Background(), publish.Config{TrustDir: pub.TrustDir, Server: dst.URL, Passphrases: passphrases},
 		gun, []string{"timestamp", "snapshot"}, true)
 	if err != nil {
 		t.Fatalf("take over: %v", err)
@@ -377,11 +213,11 @@ func TestTakeOver(t *testing.T) {
 	if got := dst.rows(t, gun); fmt.Sprint(got) != fmt.Sprint(rows) {
 		t.Fatalf("rows changed:\n%v\nwere\n%v", got, rows)
 	}
-	if got := reader.must(dst.URL, "list", gun); got != want {
+	if got := reader.Must(dst.URL, "list", gun); got != want {
 		t.Fatalf("notary list after the take-over:\n%s\nwant:\n%s", got, want)
 	}
-	pub.must(dst.URL, "addhash", gun, "v4", "400", "--sha256", strings.Repeat("d4", 32), "-p")
-	if got := reader.must(dst.URL, "list", gun); !strings.Contains(got, "v4") {
+	pub.Must(dst.URL, "addhash", gun, "v4", "400", "--sha256", strings.Repeat("d4", 32), "-p")
+	if got := reader.Must(dst.URL, "list", gun); !strings.Contains(got, "v4") {
 		t.Fatalf("notary list lacks v4 published after the take-over:\n%s", got)
 	}
 }
