@@ -13,6 +13,8 @@ import (
 	"github.com/theupdateframework/notary/tuf"
 	"github.com/theupdateframework/notary/tuf/data"
 	"github.com/theupdateframework/notary/tuf/signed"
+
+	"github.com/signet-project/signet/trust/verify"
 )
 
 // Rotation is one role whose keys a root rotation replaces.
@@ -216,4 +218,39 @@ func joinIDs(br data.BaseRole) string {
 		out += id
 	}
 	return out
+}
+
+// TakeOver lists the rotations that move a repository's server-held keys
+// to this trust server: the timestamp, unless root already names the
+// server's key; the snapshot too, when nobody here can sign it (neither
+// the server nor the trust dir holds a key root names for it: the old
+// server held it, as Docker Content Trust does). Empty means there is
+// nothing to take over.
+func (r *Repo) TakeOver(ctx context.Context) ([]Rotation, error) {
+	res, err := Read(ctx, r.gun.String(), ReadOptions{TrustDir: r.opts.TrustDir, Server: r.opts.Server,
+		Transport: r.opts.Transport, IgnoreExpiry: true})
+	if err != nil {
+		return nil, err
+	}
+	var out []Rotation
+	ts, sn := res.Roles[data.CanonicalTimestampRole.String()], res.Roles[data.CanonicalSnapshotRole.String()]
+	if !r.serverHolds(data.CanonicalTimestampRole, baseRole(ts)) {
+		out = append(out, Rotation{Role: data.CanonicalTimestampRole, ServerManaged: true})
+	}
+	if !r.serverHolds(data.CanonicalSnapshotRole, baseRole(sn)) && !r.holdsAny(baseRole(sn)) {
+		out = append(out, Rotation{Role: data.CanonicalSnapshotRole, ServerManaged: true})
+	}
+	return out, nil
+}
+
+// baseRole is enough of a role for key checks.
+func baseRole(ro *verify.Role) data.BaseRole {
+	if ro == nil {
+		return data.BaseRole{}
+	}
+	keys := map[string]data.PublicKey{}
+	for _, id := range ro.KeyIDs {
+		keys[id] = nil
+	}
+	return data.BaseRole{Name: data.RoleName(ro.Name), Keys: keys, Threshold: ro.Threshold}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/signet-project/signet/internal/publish"
 	"github.com/signet-project/signet/trust"
@@ -68,7 +69,12 @@ arguments.`,
 			return runMirror(cmd, g, &f)
 		},
 	}
-	fl := cmd.Flags()
+	f.register(cmd.Flags())
+	return cmd
+}
+
+// register adds the mirror flags (shared with signet migrate).
+func (f *mirrorFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.from, "from", "", "Notary server URL, trust dir or archive folder to copy from")
 	fl.StringVar(&f.to, "to", "", "signet trust server URL or archive folder to copy to (default $SIGNET_TRUST_SERVER)")
 	fl.StringVarP(&f.file, "file", "f", "", "read repositories from FILE (- for stdin), one per line")
@@ -81,7 +87,6 @@ arguments.`,
 	fl.StringVar(&f.fromUser, "from-username", "", "source server user (default $SIGNET_MIRROR_FROM_USERNAME, else the docker credentials for its host or the repository's registry); password in $SIGNET_MIRROR_FROM_PASSWORD")
 	fl.StringVar(&f.toUser, "to-username", "", "destination server user (default $SIGNET_TRUST_USERNAME, else the docker credentials for its host); password in $SIGNET_TRUST_PASSWORD")
 	fl.DurationVar(&f.expiryWarning, "expiry-warning", 7*24*time.Hour, "print the proxy archive rule for timestamps expiring within this")
-	return cmd
 }
 
 func runMirror(cmd *cobra.Command, g *globalFlags, f *mirrorFlags) error {

@@ -92,6 +92,12 @@ func (rs *registryServer) push(t *testing.T, repoTag string) image {
 // and the CA file.
 func tlsTrustServer(t *testing.T) (url, caFile string) {
 	t.Helper()
+	return tlsTrustServerWith(t, server.Options{})
+}
+
+// tlsTrustServerWith is tlsTrustServer with more options (AllowImport).
+func tlsTrustServerWith(t *testing.T, opts server.Options) (url, caFile string) {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := server.OpenStore(ctx, filepath.Join(dir, "trust.db"))
@@ -99,7 +105,8 @@ func tlsTrustServer(t *testing.T) (url, caFile string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	srv, err := server.New(ctx, server.Options{Store: st, KeyPassphrase: testservers.Passphrase})
+	opts.Store, opts.KeyPassphrase = st, testservers.Passphrase
+	srv, err := server.New(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

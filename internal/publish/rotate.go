@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/theupdateframework/notary/tuf/data"
 
 	"github.com/signet-project/signet/registry"
@@ -35,4 +36,10 @@ func Rotate(ctx context.Context, c Config, image string, roles []string, serverM
 	}
 	res, err = t.Rotate(ctx, rots)
 	return t.GUN(), res, err
+}
+
+// OpenRepo opens repo's trust data on c's trust server for changes (push
+// and pull), for the commands that work on the trust data directly.
+func OpenRepo(ctx context.Context, c Config, repo name.Repository) (*trust.Repo, error) {
+	return c.open(ctx, repo, "push", "pull")
 }

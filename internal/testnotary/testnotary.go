@@ -29,19 +29,28 @@ const Passphrase = "mirror test passphrase"
 
 // CLI runs the notary v0.7.0 CLI with a trust dir of its own.
 type CLI struct {
-	t        testing.TB
-	bin      string
+	t   testing.TB
+	bin string
+	// TrustDir holds its keys and cached metadata.
 	TrustDir string
-	home     string
+	// CACert, if set, is the CA it trusts for https trust servers.
+	CACert string
+	home   string
 }
 
+// NewCLI returns a notary CLI with an empty trust dir.
 func NewCLI(t testing.TB) *CLI {
 	return &CLI{t: t, bin: testenv.NotaryCLI(t), TrustDir: t.TempDir(), home: t.TempDir()}
 }
 
+// Run runs notary against server with stdin, every passphrase set.
 func (n *CLI) Run(stdin, server string, args ...string) (string, error) {
 	n.t.Helper()
-	cmd := exec.Command(n.bin, append([]string{"-s", server, "-d", n.TrustDir}, args...)...)
+	global := []string{"-s", server, "-d", n.TrustDir}
+	if n.CACert != "" {
+		global = append(global, "--tlscacert", n.CACert)
+	}
+	cmd := exec.Command(n.bin, append(global, args...)...)
 	cmd.Env = append(os.Environ(), "HOME="+n.home,
 		"NOTARY_ROOT_PASSPHRASE="+Passphrase, "NOTARY_TARGETS_PASSPHRASE="+Passphrase,
 		"NOTARY_SNAPSHOT_PASSPHRASE="+Passphrase, "NOTARY_DELEGATION_PASSPHRASE="+Passphrase)
@@ -50,6 +59,7 @@ func (n *CLI) Run(stdin, server string, args ...string) (string, error) {
 	return string(out), err
 }
 
+// Must is Run with no stdin, failing the test on an error.
 func (n *CLI) Must(server string, args ...string) string {
 	n.t.Helper()
 	out, err := n.Run("", server, args...)
