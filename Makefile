@@ -39,6 +39,8 @@ FUZZ_TARGETS := \
 	./registry/proxy:FuzzCheckRequest \
 	./trust/server:FuzzParseRoute \
 	./trust/server:FuzzReadUpdate \
+	./trust/server:FuzzReadImport \
+	./trust/mirror:FuzzFileFor \
 	./trust/server/auth:FuzzBearerToken \
 	./trust/server/auth:FuzzTokenAuthorize \
 	./trust/server/auth:FuzzParseHtpasswd

@@ -49,7 +49,7 @@ type RotateResult struct {
 // come with key ceremonies.
 func (r *Repo) Rotate(ctx context.Context, rotations []Rotation) (RotateResult, error) {
 	var out RotateResult
-	if err := checkRotations(rotations); err != nil {
+	if err := CheckRotations(rotations); err != nil {
 		return out, err
 	}
 	if r.keyErr != nil {
@@ -127,7 +127,8 @@ func (r *Repo) Rotate(ctx context.Context, rotations []Rotation) (RotateResult, 
 	return out, nil
 }
 
-func checkRotations(rotations []Rotation) error {
+// CheckRotations refuses rotations signet does not do (before any I/O).
+func CheckRotations(rotations []Rotation) error {
 	if len(rotations) == 0 {
 		return errors.New("rotate: name a role: timestamp, snapshot")
 	}

@@ -30,6 +30,9 @@ func Rotate(ctx context.Context, c Config, image string, roles []string, serverM
 		role := data.RoleName(r)
 		rots = append(rots, trust.Rotation{Role: role, ServerManaged: serverManaged || role == data.CanonicalTimestampRole})
 	}
+	if err := trust.CheckRotations(rots); err != nil {
+		return "", res, err
+	}
 	t, err := c.open(ctx, repo, "push", "pull")
 	if err != nil {
 		return "", res, err
