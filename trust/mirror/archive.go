@@ -44,7 +44,7 @@ func archiveRepoDir(dir, gun string) string {
 // isArchive reports whether dir holds an archive's marker, and refuses
 // a marker of another format or version.
 func isArchive(dir string) (bool, error) {
-	b, err := readFile(filepath.Join(dir, archiveMarker), 4<<10)
+	b, err := verify.ReadFile(filepath.Join(dir, archiveMarker), 4<<10)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -127,7 +127,7 @@ func (s *ArchiveSink) State(_ context.Context, gun string) (*verify.State, error
 
 // RootVersion implements Sink.
 func (s *ArchiveSink) RootVersion(_ context.Context, gun string, v int) ([]byte, error) {
-	b, err := readFile(filepath.Join(archiveRepoDir(s.Dir, gun), strconv.Itoa(v)+".root.json"), verify.MaxRootBytes)
+	b, err := verify.ReadFile(filepath.Join(archiveRepoDir(s.Dir, gun), strconv.Itoa(v)+".root.json"), verify.MaxRootBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -144,7 +144,7 @@ func (s *ArchiveSink) Write(_ context.Context, gun string, files Files) (Written
 	// put writes b as name unless the file already holds b.
 	put := func(name string, b []byte) (bool, error) {
 		p := filepath.Join(dir, filepath.FromSlash(name))
-		if old, err := readFile(p, int64(len(b))); err == nil && bytes.Equal(old, b) {
+		if old, err := verify.ReadFile(p, int64(len(b))); err == nil && bytes.Equal(old, b) {
 			return false, nil
 		}
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -201,7 +201,7 @@ func (s *ArchiveSink) Write(_ context.Context, gun string, files Files) (Written
 
 // archivedVersion is the version of the role's archived file, 0 if none.
 func archivedVersion(path, role string) int {
-	b, err := readFile(path, verify.MaxMetadataBytes)
+	b, err := verify.ReadFile(path, verify.MaxMetadataBytes)
 	if err != nil {
 		return 0
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -43,7 +42,7 @@ func (s *TrustDirSource) Repositories(context.Context) ([]string, error) {
 // Open implements Source.
 func (s *TrustDirSource) Open(_ context.Context, gun string) (*Repo, error) {
 	dir := s.metadataDir(gun)
-	root, err := readFile(filepath.Join(dir, "root.json"), verify.MaxRootBytes)
+	root, err := verify.ReadFile(filepath.Join(dir, "root.json"), verify.MaxRootBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("the trust dir %s has no cached root for %s (%s): it never read that repository", s.Dir, gun, filepath.Join(dir, "root.json"))
 	}
@@ -187,27 +186,9 @@ func (f dirFetcher) Fetch(_ context.Context, name string, max int64) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
-	b, err := readFile(filepath.Join(f.dir, filepath.FromSlash(file)), max)
+	b, err := verify.ReadFile(filepath.Join(f.dir, filepath.FromSlash(file)), max)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s is not in %s: %w", file, f.dir, verify.ErrNotFound)
 	}
 	return b, err
-}
-
-// readFile reads at most max bytes of path; a longer file is a
-// *verify.TooLargeError.
-func readFile(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if int64(len(b)) > max {
-		return nil, &verify.TooLargeError{Name: path, Max: max}
-	}
-	return b, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"unicode"
 )
@@ -99,4 +100,22 @@ func oneLine(s string, max int) string {
 		s = strings.ToValidUTF8(s[:max], "") + "..."
 	}
 	return s
+}
+
+// ReadFile reads metadata from a file (a trust dir's cache, an archive),
+// at most max bytes: a longer file is a *TooLargeError, never read whole.
+func ReadFile(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(b)) > max {
+		return nil, &TooLargeError{Name: path, Max: max}
+	}
+	return b, nil
 }
