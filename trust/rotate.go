@@ -9,8 +9,6 @@ import (
 	"slices"
 
 	canonicaljson "github.com/docker/go/canonical/json"
-	"github.com/theupdateframework/notary/trustpinning"
-	"github.com/theupdateframework/notary/tuf"
 	"github.com/theupdateframework/notary/tuf/data"
 	"github.com/theupdateframework/notary/tuf/signed"
 
@@ -55,76 +53,24 @@ func (r *Repo) Rotate(ctx context.Context, rotations []Rotation) (RotateResult, 
 	if r.keyErr != nil {
 		return out, fmt.Errorf("rotate keys of %s: %w", r.gun, r.keyErr)
 	}
-	res, err := Read(ctx, r.gun.String(), ReadOptions{TrustDir: r.opts.TrustDir, Server: r.opts.Server,
-		Transport: r.opts.Transport, IgnoreExpiry: true})
+	p, err := r.ProposeRoot(ctx, RootChange{Rotations: rotations})
 	if err != nil {
 		return out, err
 	}
-	b := tuf.NewRepoBuilder(r.gun, r.cs, trustpinning.TrustPinConfig{})
-	if err := b.Load(data.CanonicalRootRole, res.Raw["root"], 1, true); err != nil {
-		return out, fmt.Errorf("load the root of %s: %w", r.gun, err)
-	}
-	repo, _, err := b.Finish()
+	sigs, err := p.Sign(r.cs, nil)
 	if err != nil {
-		return out, fmt.Errorf("load the root of %s: %w", r.gun, err)
+		return out, err
 	}
-
-	out.Keys = map[string]string{}
-	for _, rot := range rotations {
-		raw, err := r.remote.RotateKey(rot.Role)
-		if err != nil {
-			return out, r.wrap("get a new "+rot.Role.String()+" key from the trust server for", err)
+	if _, ok, err := p.Check(sigs); err != nil || !ok {
+		if err == nil {
+			err = rootKeyErr(signed.ErrInsufficientSignatures{FoundKeys: len(sigs), NeededKeys: p.MustSign[0].Threshold}, r.opts.TrustDir)
 		}
-		key, err := data.UnmarshalPublicKey(raw)
-		if err != nil {
-			return out, fmt.Errorf("new %s key of %s from the trust server: %w", rot.Role, r.gun, err)
-		}
-		if err := repo.ReplaceBaseKeys(rot.Role, key); err != nil {
-			return out, fmt.Errorf("replace the %s key of %s: %w", rot.Role, r.gun, err)
-		}
-		out.Keys[rot.Role.String()] = key.ID()
+		return out, fmt.Errorf("sign the new root of %s: %w", r.gun, err)
 	}
-
-	// Who signs the snapshot that names the new root: the server, if the
-	// root names its snapshot key; else a snapshot key in the trust dir.
-	snapRole, err := repo.GetBaseRole(data.CanonicalSnapshotRole)
-	if err != nil {
-		return out, fmt.Errorf("read the snapshot role of %s: %w", r.gun, err)
+	if err := r.PublishRoot(ctx, p, sigs); err != nil {
+		return out, err
 	}
-	_, rotatingSnapshot := out.Keys[data.CanonicalSnapshotRole.String()]
-	serverSnapshot := rotatingSnapshot || r.serverHolds(data.CanonicalSnapshotRole, snapRole)
-	if !serverSnapshot && !r.holdsAny(snapRole) {
-		return out, fmt.Errorf("rotate keys of %s: the snapshot key (%s) is neither this trust server's nor in %s: it was held by the old server; "+
-			"rotate it too: signet rotate %s timestamp snapshot --server-managed", r.gun, joinIDs(snapRole), r.opts.TrustDir, r.gun)
-	}
-
-	newRoot, err := repo.SignRoot(repo.Root.Signed.Expires, nil)
-	if err != nil {
-		return out, r.wrap("sign the new root with the root key(s) of", rootKeyErr(err, r.opts.TrustDir))
-	}
-	rootJSON, err := canonicaljson.Marshal(newRoot)
-	if err != nil {
-		return out, fmt.Errorf("encode the new root of %s: %w", r.gun, err)
-	}
-	files := map[string][]byte{data.CanonicalRootRole.String(): rootJSON}
-	if !serverSnapshot {
-		sn, err := r.signSnapshot(res.Raw["snapshot"], rootJSON, snapRole)
-		if err != nil {
-			return out, err
-		}
-		files[data.CanonicalSnapshotRole.String()] = sn
-	}
-	if err := r.remote.SetMulti(files); err != nil {
-		return out, r.wrap("publish the new root of", err)
-	}
-	out.RootVersion = repo.Root.Signed.Version
-
-	// Read it back as a client would, expiry included: the server now
-	// signs fresh snapshot and timestamp metadata with its keys.
-	if _, err := Read(ctx, r.gun.String(), ReadOptions{TrustDir: r.opts.TrustDir, Server: r.opts.Server, Transport: r.opts.Transport}); err != nil {
-		return out, fmt.Errorf("root version %d of %s was published, but reading it back failed: %w", out.RootVersion, r.gun, err)
-	}
-	return out, nil
+	return RotateResult{RootVersion: p.Version, Keys: p.Rotated}, nil
 }
 
 // CheckRotations refuses rotations signet does not do (before any I/O).
