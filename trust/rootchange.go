@@ -341,7 +341,7 @@ func (r *Repo) PublishRoot(ctx context.Context, p *Proposal, sigs []data.Signatu
 		return fmt.Errorf("parse the new root of %s: %w", p.GUN, err)
 	}
 	snap := sr.Signed.Roles[data.CanonicalSnapshotRole]
-	snapRole := baseRoleOf(snap, sr.Signed.Keys, data.CanonicalSnapshotRole)
+	snapRole := rootBaseRole(snap, sr.Signed.Keys, data.CanonicalSnapshotRole)
 	if !r.serverHolds(data.CanonicalSnapshotRole, snapRole) {
 		if !r.holdsAny(snapRole) {
 			return fmt.Errorf("publish the new root of %s: the snapshot key (%s) is neither this trust server's nor in %s: rotate it too (--rotate snapshot --server-managed)", p.GUN, joinIDs(snapRole), r.opts.TrustDir)
@@ -361,7 +361,7 @@ func (r *Repo) PublishRoot(ctx context.Context, p *Proposal, sigs []data.Signatu
 	return nil
 }
 
-func baseRoleOf(rr *data.RootRole, keys data.Keys, name data.RoleName) data.BaseRole {
+func rootBaseRole(rr *data.RootRole, keys data.Keys, name data.RoleName) data.BaseRole {
 	br := data.BaseRole{Name: name, Keys: map[string]data.PublicKey{}}
 	if rr == nil {
 		return br
@@ -417,3 +417,7 @@ func short(id string) string {
 }
 
 func threshold(br data.BaseRole) string { return fmt.Sprintf("%d", br.Threshold) }
+
+// CryptoService is the repository's keys (trust dir, YubiKeys, a key
+// from the environment), for signing a ceremony.
+func (r *Repo) CryptoService() signed.CryptoService { return r.cs }

@@ -1,0 +1,120 @@
+package publish
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/theupdateframework/notary/tuf/data"
+
+	"github.com/signet-project/signet/registry"
+	"github.com/signet-project/signet/trust"
+	"github.com/signet-project/signet/trust/ceremony"
+)
+
+// CeremonyChange is what a ceremony changes, as the CLI gives it.
+type CeremonyChange struct {
+	// RootKeys are key IDs in the key store (files or YubiKeys) whose
+	// root certificates are made now; RootCerts are PEM files of root
+	// certificates made elsewhere (signet ceremony cert).
+	RootKeys  []string
+	RootCerts []string
+	Threshold int
+	// Rotate are roles (timestamp, snapshot) to move to new server keys.
+	Rotate        []string
+	ServerManaged bool
+	// RootExpires, if not zero, is the new root's lifetime from now.
+	RootExpires time.Duration
+}
+
+// PrepareCeremony reads image's current trust data and writes the
+// ceremony folder dir for the change (needs the trust server).
+func PrepareCeremony(ctx context.Context, c Config, image, dir string, ch CeremonyChange, who string) (*trust.Proposal, error) {
+	repoName, tagName := splitTag(image)
+	if tagName != "" {
+		return nil, fmt.Errorf("ceremony for %s: name a repository without a tag", image)
+	}
+	repo, err := registry.ParseRepository(repoName)
+	if err != nil {
+		return nil, err
+	}
+	rc := trust.RootChange{RootThreshold: ch.Threshold}
+	for _, r := range ch.Rotate {
+		role := data.RoleName(r)
+		rc.Rotations = append(rc.Rotations, trust.Rotation{Role: role, ServerManaged: ch.ServerManaged || role == data.CanonicalTimestampRole})
+	}
+	if len(rc.Rotations) > 0 {
+		if err := trust.CheckRotations(rc.Rotations); err != nil {
+			return nil, err
+		}
+	}
+	r, err := c.open(ctx, repo, "push", "pull")
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ch.RootKeys {
+		k, err := trust.RootCert(r.CryptoService(), id, r.GUN())
+		if err != nil {
+			return nil, err
+		}
+		rc.RootKeys = append(rc.RootKeys, k)
+	}
+	for _, f := range ch.RootCerts {
+		k, err := trust.LoadRootCert(f, r.GUN())
+		if err != nil {
+			return nil, err
+		}
+		rc.RootKeys = append(rc.RootKeys, k)
+	}
+	if ch.RootExpires > 0 {
+		rc.RootExpires = time.Now().Add(ch.RootExpires)
+	}
+	p, err := r.ProposeRoot(ctx, rc)
+	if err != nil {
+		return nil, err
+	}
+	if err := ceremony.Write(dir, p, who, time.Now()); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// SignCeremony signs the ceremony in dir with the keys c's trust dir and
+// hardware keys hold (only those listed, if any). It needs no network.
+func SignCeremony(c Config, dir string, only []string, who string, describe func(string) string) (*ceremony.Ceremony, []string, error) {
+	cer, err := ceremony.Load(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := trust.Options{TrustDir: c.TrustDir, Server: cer.Proposal.Server, Passphrases: c.Passphrases, HardwareKeys: c.HardwareKeys, Logger: c.Logger}
+	r, err := trust.Open(cer.Proposal.GUN, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	added, err := cer.Sign(r.CryptoService(), only, who, describe, time.Now())
+	return cer, added, err
+}
+
+// PublishCeremony uploads the ceremony in dir once its thresholds are met
+// and the repository has not changed since it was prepared.
+func PublishCeremony(ctx context.Context, c Config, dir, who string) (*ceremony.Ceremony, error) {
+	cer, err := ceremony.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	if c.Server == "" {
+		c.Server = cer.Proposal.Server
+	}
+	repo, err := registry.ParseRepository(cer.Proposal.GUN)
+	if err != nil {
+		return nil, err
+	}
+	r, err := c.open(ctx, repo, "push", "pull")
+	if err != nil {
+		return nil, err
+	}
+	if err := r.PublishRoot(ctx, cer.Proposal, cer.List()); err != nil {
+		return cer, err
+	}
+	return cer, cer.Published(who, time.Now())
+}

@@ -1,0 +1,278 @@
+// Package ceremony keeps a key ceremony in a folder of plain files, so
+// it can travel on a USB stick between an online machine and air-gapped
+// ones, and be reviewed with cat:
+//
+//	ceremony.json      the plan: repository, base, key sets that must sign,
+//	                   what changes (trust.Proposal)
+//	root.signed.json   the new root's "signed" object in canonical JSON:
+//	                   exactly the bytes every signature is over
+//	summary.txt        the same for people
+//	signatures/        one file per key: <key ID>.json (a TUF signature)
+//	transcript.log     who did what, when, with which key (appended)
+//
+// A ceremony, top to bottom: Prepare (online, trust.Repo.ProposeRoot)
+// writes the folder; Sign (offline, keys only) adds signatures; Status
+// says which thresholds are met; Publish (online, trust.Repo.PublishRoot)
+// uploads once they are, if the repository has not changed meanwhile.
+package ceremony
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/theupdateframework/notary/tuf/data"
+	"github.com/theupdateframework/notary/tuf/signed"
+
+	"github.com/signet-project/signet/trust"
+	"github.com/signet-project/signet/trust/verify"
+)
+
+// Files of a ceremony folder.
+const (
+	PlanFile       = "ceremony.json"
+	RootFile       = "root.signed.json"
+	SummaryFile    = "summary.txt"
+	SignaturesDir  = "signatures"
+	TranscriptFile = "transcript.log"
+	format         = "signet-ceremony/1"
+	maxFile        = 1 << 20
+)
+
+// plan is ceremony.json.
+type plan struct {
+	Format     string         `json:"format"`
+	PreparedAt time.Time      `json:"prepared_at"`
+	RootSHA256 string         `json:"root_signed_sha256"`
+	Proposal   trust.Proposal `json:"proposal"`
+}
+
+// Ceremony is a loaded ceremony folder.
+type Ceremony struct {
+	Dir        string
+	PreparedAt time.Time
+	Proposal   *trust.Proposal
+	// Signatures are the signature files, by key ID.
+	Signatures map[string]data.Signature
+}
+
+// Write creates dir (which must not exist, or be empty) for proposal p.
+func Write(dir string, p *trust.Proposal, who string, now time.Time) error {
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		return fmt.Errorf("ceremony folder %s is not empty: give a new folder (--out)", dir)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, SignaturesDir), 0o700); err != nil {
+		return fmt.Errorf("create ceremony folder: %w", err)
+	}
+	pl := plan{Format: format, PreparedAt: now.UTC(), RootSHA256: sum(p.Signed), Proposal: *p}
+	planJSON, err := json.MarshalIndent(pl, "", "  ")
+	if err != nil {
+		return err
+	}
+	for name, b := range map[string][]byte{RootFile: p.Signed, PlanFile: append(planJSON, '\n'), SummaryFile: []byte(Summary(p))} {
+		if err := writeAtomic(filepath.Join(dir, name), b); err != nil {
+			return err
+		}
+	}
+	return appendTranscript(dir, now, who, fmt.Sprintf("prepared root v%d of %s: %s", p.Version, p.GUN, strings.Join(p.Changes, "; ")))
+}
+
+// Load reads a ceremony folder and checks its files belong together.
+func Load(dir string) (*Ceremony, error) {
+	raw, err := verify.ReadFile(filepath.Join(dir, PlanFile), maxFile)
+	if err != nil {
+		return nil, fmt.Errorf("read ceremony %s: %w: is it a folder signet ceremony prepare wrote?", dir, err)
+	}
+	var pl plan
+	if err := json.Unmarshal(raw, &pl); err != nil || pl.Format != format {
+		return nil, fmt.Errorf("ceremony %s: %s is not a %s plan (%v)", dir, PlanFile, format, err)
+	}
+	signedBytes, err := verify.ReadFile(filepath.Join(dir, RootFile), maxFile)
+	if err != nil {
+		return nil, fmt.Errorf("read ceremony %s: %w", dir, err)
+	}
+	if sum(signedBytes) != pl.RootSHA256 {
+		return nil, fmt.Errorf("ceremony %s: %s was changed after prepare (sha256 %s, the plan says %s): prepare again", dir, RootFile, sum(signedBytes), pl.RootSHA256)
+	}
+	p := pl.Proposal
+	p.Signed = signedBytes
+	c := &Ceremony{Dir: dir, PreparedAt: pl.PreparedAt, Proposal: &p, Signatures: map[string]data.Signature{}}
+	entries, err := os.ReadDir(filepath.Join(dir, SignaturesDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read ceremony signatures: %w", err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		b, err := verify.ReadFile(filepath.Join(dir, SignaturesDir, e.Name()), maxFile)
+		if err != nil {
+			return nil, fmt.Errorf("read signature %s: %w", e.Name(), err)
+		}
+		var sig data.Signature
+		if err := json.Unmarshal(b, &sig); err != nil || sig.KeyID+".json" != e.Name() {
+			return nil, fmt.Errorf("signature file %s: not a signature by key %s (%v): remove it and sign again", e.Name(), strings.TrimSuffix(e.Name(), ".json"), err)
+		}
+		c.Signatures[sig.KeyID] = sig
+	}
+	return c, nil
+}
+
+// List returns the signatures, sorted by key ID.
+func (c *Ceremony) List() []data.Signature {
+	ids := make([]string, 0, len(c.Signatures))
+	for id := range c.Signatures {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	out := make([]data.Signature, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, c.Signatures[id])
+	}
+	return out
+}
+
+// Sign adds signatures by the keys cs holds (only those listed, if only
+// is not empty). A key that signed already is left as it is: signing
+// twice is idempotent. It returns the key IDs that signed now.
+func (c *Ceremony) Sign(cs signed.CryptoService, only []string, who string, describe func(keyID string) string, now time.Time) ([]string, error) {
+	sigs, err := c.Proposal.Sign(cs, only)
+	if err != nil {
+		return nil, err
+	}
+	if len(sigs) == 0 {
+		return nil, fmt.Errorf("none of the keys that must sign this ceremony is here (trust dir, inserted YubiKeys): %s", c.needed())
+	}
+	var added []string
+	for _, sig := range sigs {
+		if old, ok := c.Signatures[sig.KeyID]; ok && c.valid(old) {
+			continue
+		}
+		b, err := json.MarshalIndent(sig, "", "  ")
+		if err != nil {
+			return added, err
+		}
+		if err := writeAtomic(filepath.Join(c.Dir, SignaturesDir, sig.KeyID+".json"), append(b, '\n')); err != nil {
+			return added, err
+		}
+		c.Signatures[sig.KeyID] = sig
+		added = append(added, sig.KeyID)
+		line := "signed with key " + sig.KeyID
+		if describe != nil {
+			if d := describe(sig.KeyID); d != "" {
+				line += " (" + d + ")"
+			}
+		}
+		if err := appendTranscript(c.Dir, now, who, line); err != nil {
+			return added, err
+		}
+	}
+	return added, nil
+}
+
+func (c *Ceremony) valid(sig data.Signature) bool {
+	for _, ks := range c.Proposal.MustSign {
+		keys, err := ks.PublicKeys()
+		if err != nil {
+			continue
+		}
+		for _, k := range keys {
+			if k.ID() == sig.KeyID && signed.VerifySignature(c.Proposal.Signed, &sig, k) == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (c *Ceremony) needed() string {
+	var parts []string
+	for _, ks := range c.Proposal.MustSign {
+		var ids []string
+		for id := range ks.Keys {
+			ids = append(ids, id[:12])
+		}
+		sort.Strings(ids)
+		parts = append(parts, fmt.Sprintf("%s: %d of %s", ks.Name, ks.Threshold, strings.Join(ids, ", ")))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Status checks every signature and counts it per key set.
+func (c *Ceremony) Status() ([]trust.SetStatus, bool, error) {
+	return c.Proposal.Check(c.List())
+}
+
+// Published records a publish in the transcript.
+func (c *Ceremony) Published(who string, now time.Time) error {
+	return appendTranscript(c.Dir, now, who, fmt.Sprintf("published root v%d of %s to %s", c.Proposal.Version, c.Proposal.GUN, c.Proposal.Server))
+}
+
+// Summary describes a proposal for the people who sign it.
+func Summary(p *trust.Proposal) string {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Key ceremony for %s (trust server %s)\n\n", p.GUN, p.Server)
+	fmt.Fprintf(&b, "New root version %d (from version %d), expires %s\n", p.Version, p.Base.RootVersion, p.Expires.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "sha256 of the bytes to sign (%s): %s\n\nChanges:\n", RootFile, sum(p.Signed))
+	for _, ch := range p.Changes {
+		fmt.Fprintf(&b, "  - %s\n", ch)
+	}
+	fmt.Fprintf(&b, "\nMust sign (each threshold met):\n")
+	for _, ks := range p.MustSign {
+		fmt.Fprintf(&b, "  %s: %d of these %d keys\n", ks.Name, ks.Threshold, len(ks.Keys))
+		var ids []string
+		for id := range ks.Keys {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			fmt.Fprintf(&b, "    %s\n", id)
+		}
+	}
+	return b.String()
+}
+
+func appendTranscript(dir string, now time.Time, who, line string) error {
+	f, err := os.OpenFile(filepath.Join(dir, TranscriptFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("append to the transcript: %w", err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, "%s %s: %s\n", now.UTC().Format(time.RFC3339), who, line); err != nil {
+		return fmt.Errorf("append to the transcript: %w", err)
+	}
+	return f.Sync()
+}
+
+func writeAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, werr := tmp.Write(b)
+	if werr == nil {
+		werr = tmp.Sync()
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), path)
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", path, werr)
+	}
+	return nil
+}
+
+func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
