@@ -323,3 +323,44 @@ func cardKeys(w io.Writer) []keys.Info {
 	}
 	return out
 }
+
+// insertedCards opens every inserted YubiKey as a key store (for signing
+// a ceremony with whichever card is in the reader); none is no error.
+func insertedCards(cmd *cobra.Command) ([]trustmanager.KeyStore, func()) {
+	names, err := yubikey.Cards()
+	if err != nil || len(names) == 0 {
+		return nil, func() {}
+	}
+	var stores []trustmanager.KeyStore
+	var cards []*yubikey.Card
+	for _, n := range names {
+		c, err := yubikey.OpenReader(n, yubikeyOptions(cmd.ErrOrStderr()))
+		if err != nil {
+			continue // a reader with no card in it
+		}
+		cards = append(cards, c)
+		stores = append(stores, &yubikey.KeyStore{Card: c})
+	}
+	return stores, func() {
+		for _, c := range cards {
+			c.Close()
+		}
+	}
+}
+
+// cardOf describes the card holding a key (by its canonical ID), for
+// the ceremony transcript: "YubiKey 12345678 slot 9c".
+func cardOf(stores []trustmanager.KeyStore) func(string) string {
+	return func(keyID string) string {
+		for _, s := range stores {
+			ks, ok := s.(*yubikey.KeyStore)
+			if !ok {
+				continue
+			}
+			if slot, ok := ks.Slot(keyID); ok {
+				return fmt.Sprintf("YubiKey %d slot %s", ks.Card.Serial, slot)
+			}
+		}
+		return "key file"
+	}
+}

@@ -35,3 +35,9 @@ func wantYubikey(mode string) (use, required bool, err error) {
 }
 
 func cardKeys(io.Writer) []keys.Info { return nil }
+
+func insertedCards(*cobra.Command) ([]trustmanager.KeyStore, func()) { return nil, func() {} }
+
+func cardOf([]trustmanager.KeyStore) func(string) string {
+	return func(string) string { return "key file" }
+}

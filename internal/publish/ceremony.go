@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/theupdateframework/notary/tuf/data"
@@ -117,4 +118,39 @@ func PublishCeremony(ctx context.Context, c Config, dir, who string) (*ceremony.
 		return cer, err
 	}
 	return cer, cer.Published(who, time.Now())
+}
+
+// RootCertFile writes the root certificate of keyID (held in c's trust
+// dir or hardware keys) for image's repository to out, and returns the
+// key ID root.json will list. No network.
+func RootCertFile(c Config, image, keyID, out string) (gun, id string, err error) {
+	repoName, tagName := splitTag(image)
+	if tagName != "" {
+		return "", "", fmt.Errorf("cert for %s: name a repository without a tag", image)
+	}
+	repo, err := registry.ParseRepository(repoName)
+	if err != nil {
+		return "", "", err
+	}
+	gun = registry.GUN(repo)
+	// trust.Open does no I/O; the server is never contacted.
+	r, err := trust.Open(gun, trust.Options{TrustDir: c.TrustDir, Server: "https://offline.invalid", Passphrases: c.Passphrases, HardwareKeys: c.HardwareKeys})
+	if err != nil {
+		return "", "", err
+	}
+	if keyID == "" {
+		ids := r.CryptoService().ListKeys(data.CanonicalRootRole)
+		if len(ids) != 1 {
+			return "", "", fmt.Errorf("cert for %s: %d root keys here (%v): name one with --key", gun, len(ids), ids)
+		}
+		keyID = ids[0]
+	}
+	k, err := trust.RootCert(r.CryptoService(), keyID, gun)
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(out, k.Public(), 0o644); err != nil {
+		return "", "", fmt.Errorf("write %s: %w", out, err)
+	}
+	return gun, k.ID(), nil
 }

@@ -32,6 +32,7 @@ import (
 
 	"github.com/theupdateframework/notary/tuf/data"
 	"github.com/theupdateframework/notary/tuf/signed"
+	"github.com/theupdateframework/notary/tuf/utils"
 
 	"github.com/signet-project/signet/trust"
 	"github.com/signet-project/signet/trust/verify"
@@ -168,7 +169,7 @@ func (c *Ceremony) Sign(cs signed.CryptoService, only []string, who string, desc
 		added = append(added, sig.KeyID)
 		line := "signed with key " + sig.KeyID
 		if describe != nil {
-			if d := describe(sig.KeyID); d != "" {
+			if d := describe(c.canonicalID(sig.KeyID)); d != "" {
 				line += " (" + d + ")"
 			}
 		}
@@ -177,6 +178,25 @@ func (c *Ceremony) Sign(cs signed.CryptoService, only []string, who string, desc
 		}
 	}
 	return added, nil
+}
+
+// canonicalID is the key store's ID of the key root.json lists as id
+// (a root certificate's ID differs from its key's).
+func (c *Ceremony) canonicalID(id string) string {
+	for _, ks := range c.Proposal.MustSign {
+		keys, err := ks.PublicKeys()
+		if err != nil {
+			continue
+		}
+		for _, k := range keys {
+			if k.ID() == id {
+				if cid, err := utils.CanonicalKeyID(k); err == nil {
+					return cid
+				}
+			}
+		}
+	}
+	return id
 }
 
 func (c *Ceremony) valid(sig data.Signature) bool {
