@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -51,4 +52,27 @@ func TestArchiveAndIgnoreExpiry(t *testing.T) {
 	far := time.Now().AddDate(2, 0, 0) // targets expire after a year here
 	_, _, err = Update(t.Context(), Request{GUN: gun, Fetcher: f, Pin: tofu(), Now: far, ArchiveSnapshot: pin})
 	wantReason(t, err, ReasonExpired)
+}
+
+// TestPinFollowsRootRotation: a reader that pinned the root certificate
+// of version 1 and has no state follows the rotation to version 2 by
+// walking from the pinned version; a pin no version matches is refused.
+func TestPinFollowsRootRotation(t *testing.T) {
+	f := newFakeServer(t)
+	f.AddTarget(data.CanonicalTargetsRole, "v1", "m1")
+	f.Publish(data.CanonicalRootRole, data.CanonicalTargetsRole)
+	oldID := f.RootCertID()
+	if err := f.Repo.ReplaceBaseKeys(data.CanonicalRootRole, f.CertKey()); err != nil {
+		t.Fatal(err)
+	}
+	f.Publish(data.CanonicalRootRole)
+	st, res, err := Update(t.Context(), Request{GUN: gun, Fetcher: f, Pin: Pin{CertIDs: []string{oldID}}, Now: time.Now()})
+	if err != nil {
+		t.Fatalf("pinned to root v1 after a rotation: %v", err)
+	}
+	if v, _ := rootVersion(st.Root); v != 2 || res.Roles["root"].Version != 2 {
+		t.Fatalf("trusted root version %d, want 2", v)
+	}
+	_, _, err = Update(t.Context(), Request{GUN: gun, Fetcher: f, Pin: Pin{CertIDs: []string{strings.Repeat("ab", 32)}}, Now: time.Now()})
+	wantReason(t, err, ReasonRoot)
 }

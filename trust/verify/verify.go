@@ -531,10 +531,18 @@ func trustRoot(ctx context.Context, g data.GUN, prev *State, f Fetcher, tp trust
 	}
 	if prev == nil || len(prev.Root) == 0 {
 		b := tuf.NewRepoBuilder(g, nil, tp)
-		if err := b.Load(data.CanonicalRootRole, current, 1, true); err != nil {
-			return nil, nil, &Error{GUN: g.String(), Role: "root", Reason: ReasonRoot, Err: err}
+		err := b.Load(data.CanonicalRootRole, current, 1, true)
+		if err == nil {
+			return b, current, nil
 		}
-		return b, current, nil
+		// The pin may name an older root: the repository rotated its
+		// root since it was pinned. Find the oldest root version the pin
+		// accepts and walk forward from it (each version signed by the
+		// one before), as a client that had pinned it would have.
+		if pinned, ok := pinnedRoot(ctx, f, g, tp, current); ok {
+			return trustRoot(ctx, g, &State{Root: pinned}, f, trustpinning.TrustPinConfig{}, walked)
+		}
+		return nil, nil, &Error{GUN: g.String(), Role: "root", Reason: ReasonRoot, Err: err}
 	}
 	trustedV, err := rootVersion(prev.Root)
 	if err != nil {
@@ -577,6 +585,29 @@ func trustRoot(ctx context.Context, g data.GUN, prev *State, f Fetcher, tp trust
 		return nil, nil, &Error{GUN: g.String(), Role: fmt.Sprintf("root v%d", currentV), Reason: ReasonSignature, Err: err}
 	}
 	return b, current, nil
+}
+
+// pinnedRoot returns the oldest root version, below the current one, that
+// the pin (certificate IDs or a CA) accepts; ok is false when the pin is
+// trust on first use or accepts none.
+func pinnedRoot(ctx context.Context, f Fetcher, g data.GUN, tp trustpinning.TrustPinConfig, current []byte) ([]byte, bool) {
+	if len(tp.Certs) == 0 && len(tp.CA) == 0 {
+		return nil, false
+	}
+	currentV, err := rootVersion(current)
+	if err != nil {
+		return nil, false
+	}
+	for v := 1; v < currentV && v <= MaxRootRotations; v++ {
+		raw, err := f.Fetch(ctx, fmt.Sprintf("%d.root.json", v), MaxRootBytes)
+		if err != nil {
+			continue
+		}
+		if tuf.NewRepoBuilder(g, nil, tp).Load(data.CanonicalRootRole, raw, 1, true) == nil {
+			return raw, true
+		}
+	}
+	return nil, false
 }
 
 func rootVersion(raw []byte) (int, error) {
