@@ -16,7 +16,7 @@ func newRotateCmd(g *globalFlags) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "rotate IMAGE ROLE...",
-		Short: "Replace the timestamp or snapshot key with one the trust server holds",
+		Short: "Replace the root, timestamp or snapshot key (one-shot, keys at hand)",
 		Long: `Replace the keys of the timestamp and/or snapshot role of a repository
 with new keys made and held by the trust server, in a new root version
 signed by the repository's existing root keys (from the trust dir or a
@@ -29,7 +29,11 @@ in one step then; rotating only the timestamp fails, naming the fix, when
 nobody here can sign the snapshot. The current trust data is verified
 first, ignoring only its expiry.
 
-ROLE is timestamp or snapshot (snapshot needs --server-managed).`,
+ROLE is timestamp or snapshot (snapshot needs --server-managed), or root:
+a new root key is made in the trust dir and a new root version, signed by
+the current root keys and the new one, names it (the one-shot of a key
+ceremony, for when every key is at hand; with keys held by several
+people, or K-of-N roots, use signet ceremony).`,
 		Example: `  SIGNET_ROOT_PASSPHRASE=... signet rotate registry.example.com/team/app timestamp snapshot --server-managed`,
 		Args:    cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -75,7 +75,6 @@ func TestRotateRefusesWhatItCannotDo(t *testing.T) {
 		roles []string
 		want  string
 	}{
-		{[]string{"root"}, "key ceremony"},
 		{[]string{"targets"}, "key ceremony"},
 		{[]string{"snapshot"}, "--server-managed"},
 		{[]string{"timestamp", "timestamp"}, "named twice"},
@@ -84,5 +83,35 @@ func TestRotateRefusesWhatItCannotDo(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("rotate %v: %v, want %q", tc.roles, err, tc.want)
 		}
+	}
+}
+
+// TestRotateRoot: the one-shot root rotation (all keys at hand); a notary
+// client with the old root cached follows.
+func TestRotateRoot(t *testing.T) {
+	reg := testservers.Registry(t)
+	server := testservers.TrustServer(t)
+	ctx := context.Background()
+	c := testConfig(t, server)
+	image := reg + "/team/rr:v1"
+	testservers.PushRandom(t, image)
+	if _, err := Sign(ctx, c, []Request{{Image: image}}); err != nil {
+		t.Fatal(err)
+	}
+	nd := t.TempDir()
+	notary(t, nd, server, "list", reg+"/team/rr")
+	_, res, err := Rotate(ctx, c, reg+"/team/rr", []string{"root"}, false)
+	if err != nil || res.RootVersion != 2 || res.Keys["root"] == "" {
+		t.Fatalf("rotate root: %+v %v", res, err)
+	}
+	if out := notary(t, nd, server, "list", reg+"/team/rr"); !strings.Contains(out, "v1") {
+		t.Fatalf("notary list after the root rotation:\n%s", out)
+	}
+	if _, err := Verify(ctx, c, image); err != nil {
+		t.Fatal(err)
+	}
+	// Twice: the new key (now the current root) signs the next one.
+	if _, res, err := Rotate(ctx, c, reg+"/team/rr", []string{"root"}, false); err != nil || res.RootVersion != 3 {
+		t.Fatalf("second root rotation: %+v %v", res, err)
 	}
 }
