@@ -59,3 +59,22 @@ func BenchmarkSign(b *testing.B) {
 func fakeDigest(i int) string {
 	return fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(fmt.Sprint(i))))
 }
+
+// BenchmarkRotateRoot times `signet rotate IMAGE root` against the
+// in-process trust server: read and verify the trust data, make a new
+// root key and certificate, sign with the old and new keys, publish,
+// read back.
+func BenchmarkRotateRoot(b *testing.B) {
+	server := testservers.TrustServer(b)
+	c := benchConfig(b, server)
+	ctx := context.Background()
+	repo := "registry.example.com/team/rotbench"
+	if _, err := Sign(ctx, c, []Request{{Image: repo + ":v1", Digest: fakeDigest(1), Size: 100}}); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, _, err := Rotate(ctx, c, repo, []string{"root"}, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ package yubikey
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -23,6 +24,11 @@ import (
 	"github.com/go-piv/piv-go/v2/piv"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/theupdateframework/notary/cryptoservice"
+	"github.com/theupdateframework/notary/passphrase"
+	"github.com/theupdateframework/notary/trustmanager"
+	"github.com/theupdateframework/notary/tuf/data"
+	"github.com/theupdateframework/notary/tuf/signed"
 
 	"github.com/signet-project/signet/internal/pivsim"
 	"github.com/signet-project/signet/internal/pivsim/pivsimtest"
@@ -31,6 +37,7 @@ import (
 	"github.com/signet-project/signet/internal/testservers"
 	"github.com/signet-project/signet/keys"
 	"github.com/signet-project/signet/registry/proxy"
+	"github.com/signet-project/signet/trust"
 	"github.com/signet-project/signet/trust/verify"
 )
 
@@ -213,4 +220,54 @@ func buildSignetWithPCSC(t *testing.T) string {
 		t.Fatalf("build signet: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// BenchmarkCeremonySign times what `signet ceremony sign` does per key:
+// sign the proposed root's bytes and check the signature, with a file
+// key and with a key on the simulated card (through pcscd).
+func BenchmarkCeremonySign(b *testing.B) {
+	gun := "registry.example.com/team/bench"
+	bench := func(b *testing.B, cs signed.CryptoService, keyID string) {
+		cert, err := trust.RootCert(cs, keyID, gun)
+		if err != nil {
+			b.Fatal(err)
+		}
+		raw, _ := json.Marshal(cert)
+		p := &trust.Proposal{GUN: gun, Signed: []byte(`{"_type":"Root","version":2}`),
+			MustSign: []trust.KeySet{{Name: "new root", Threshold: 1, Keys: map[string]json.RawMessage{cert.ID(): raw}}}}
+		for b.Loop() {
+			sigs, err := p.Sign(cs, nil)
+			if err != nil || len(sigs) != 1 {
+				b.Fatal(err)
+			}
+			if _, ok, err := p.Check(sigs); !ok || err != nil {
+				b.Fatal("signature does not verify", err)
+			}
+		}
+	}
+	b.Run("file-key", func(b *testing.B) {
+		cs := cryptoservice.NewCryptoService(trustmanager.NewKeyMemoryStore(passphrase.ConstantRetriever("x")))
+		k, err := cs.Create(data.CanonicalRootRole, "", data.ECDSAKey)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bench(b, cs, k.ID())
+	})
+	b.Run("simulated-yubikey", func(b *testing.B) {
+		sim, err := pivsim.New(pivsim.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		reader := pivsimtest.Insert(b, sim)
+		c, err := OpenReader(reader, Options{PIN: func(uint32, int) (string, error) { return piv.DefaultPIN, nil }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		hk, err := c.Generate(GenerateOptions{Slot: RootSlot, PINPolicy: piv.PINPolicyOnce, TouchPolicy: piv.TouchPolicyNever})
+		if err != nil {
+			b.Fatal(err)
+		}
+		bench(b, cryptoservice.NewCryptoService(&KeyStore{Card: c}), hk.ID())
+	})
 }
