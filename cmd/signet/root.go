@@ -36,7 +36,8 @@ trust server, and enforces it for every client with a verifying proxy.`,
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	root.AddCommand(newVersionCmd(), newServerCmd(g), newInitCmd(g), newPushCmd(g), newSignCmd(g), newVerifyCmd(g), newInspectCmd(g), newRevokeCmd(g), newRotateCmd(g), newMigrateCmd(g), newProxyCmd(g), newMirrorCmd(g), newKeyCmd(), newYubikeyCmd())
+	root.AddCommand(newVersionCmd(), newServerCmd(g), newInitCmd(g), newPushCmd(g), newSignCmd(g), newVerifyCmd(g), newInspectCmd(g), newRevokeCmd(g), newRotateCmd(g), newMigrateCmd(g), newCeremonyCmd(g), newProxyCmd(g), newMirrorCmd(g), newKeyCmd(), newYubikeyCmd())
+	root.AddCommand(newStatusCmd(g), newRefreshCmd(g))
 	return root
 }
 
