@@ -88,7 +88,10 @@ func (r *Repo) ProposeRoot(ctx context.Context, ch RootChange) (*Proposal, error
 	if err != nil {
 		return nil, err
 	}
-	b := tuf.NewRepoBuilder(r.gun, r.cs, trustpinning.TrustPinConfig{})
+	// keepKeys: notary's ReplaceBaseKeys deletes replaced private keys
+	// from the key store at once; a proposal must lose nothing, whether
+	// or not it is ever published.
+	b := tuf.NewRepoBuilder(r.gun, keepKeys{r.cs}, trustpinning.TrustPinConfig{})
 	if err := b.Load(data.CanonicalRootRole, res.Raw["root"], 1, true); err != nil {
 		return nil, fmt.Errorf("load the root of %s: %w", r.gun, err)
 	}

@@ -88,7 +88,7 @@ func CheckRotations(rotations []Rotation) error {
 		case rot.Role == data.CanonicalSnapshotRole:
 			return errors.New("rotate snapshot: only to a key the trust server holds for now (--server-managed)")
 		default:
-			return fmt.Errorf("rotate %s: signet rotates the timestamp and snapshot keys; root and targets keys rotate in a key ceremony", rot.Role)
+			return fmt.Errorf("rotate %s: name root, targets, snapshot or timestamp", rot.Role)
 		}
 		seen[rot.Role] = true
 	}
@@ -200,4 +200,94 @@ func baseRole(ro *verify.Role) data.BaseRole {
 		keys[id] = nil
 	}
 	return data.BaseRole{Name: data.RoleName(ro.Name), Keys: keys, Threshold: ro.Threshold}
+}
+
+// RotateTargets replaces the repository (targets) key, for a key that is
+// lost or compromised: a new key (made in the trust dir, or keyID, a
+// repository key the trust dir holds) is named by a new root version
+// signed by the existing root keys, and the current targets, as the
+// engine verified them, are signed again with the new key and uploaded
+// with that root in one publish; the trust server then signs snapshot and
+// timestamp. Delegations keep their own keys and signatures. The old key
+// signs nothing any more: the trust server refuses targets signed by it.
+// Its key file stays in the trust dir (out.OldKeys): a failed publish
+// must not lose it, and removing it is the user's call.
+func (r *Repo) RotateTargets(ctx context.Context, keyID string) (TargetsRotation, error) {
+	var out TargetsRotation
+	e, err := r.loadEditor(ctx, &EditResult{})
+	if err != nil {
+		return out, err
+	}
+	rootRole, err := e.repo.GetBaseRole(data.CanonicalRootRole)
+	if err != nil {
+		return out, fmt.Errorf("read the root role of %s: %w", r.gun, err)
+	}
+	if e.holds(rootRole) < rootRole.Threshold {
+		return out, fmt.Errorf("rotate the repository key of %s: %w", r.gun, rootKeyErr(signed.ErrInsufficientSignatures{NeededKeys: rootRole.Threshold}, r.opts.TrustDir))
+	}
+	old, err := e.repo.GetBaseRole(data.CanonicalTargetsRole)
+	if err != nil {
+		return out, fmt.Errorf("read the targets role of %s: %w", r.gun, err)
+	}
+	key, err := r.newTargetsKey(keyID, old)
+	if err != nil {
+		return out, err
+	}
+	out.OldKeys = old.ListKeyIDs()
+	if err := e.repo.ReplaceBaseKeys(data.CanonicalTargetsRole, key); err != nil {
+		return out, fmt.Errorf("replace the repository key of %s: %w", r.gun, err)
+	}
+	newRoot, err := e.repo.SignRoot(e.repo.Root.Signed.Expires, nil)
+	if err != nil {
+		return out, r.wrap("sign the new root with the root key(s) of", rootKeyErr(err, r.opts.TrustDir))
+	}
+	rootJSON, err := canonicaljson.Marshal(newRoot)
+	if err != nil {
+		return out, fmt.Errorf("encode the new root of %s: %w", r.gun, err)
+	}
+	// The root is already signed: publish signs the targets (dirty since
+	// its keys changed) and, if held here, the snapshot naming both.
+	if err := e.publishWith("publish the new repository key of", map[string][]byte{data.CanonicalRootRole.String(): rootJSON}); err != nil {
+		return out, err
+	}
+	out.RootVersion = e.repo.Root.Signed.Version
+	out.Keys = map[string]string{data.CanonicalTargetsRole.String(): key.ID()}
+	if _, err := Read(ctx, r.gun.String(), ReadOptions{TrustDir: r.opts.TrustDir, Server: r.opts.Server, Transport: r.opts.Transport}); err != nil {
+		return out, fmt.Errorf("root version %d of %s was published, but reading it back failed: %w", out.RootVersion, r.gun, err)
+	}
+	return out, nil
+}
+
+// TargetsRotation says what RotateTargets did.
+type TargetsRotation struct {
+	RotateResult
+	// OldKeys are the replaced repository keys, still in the trust dir.
+	OldKeys []string
+}
+
+// newTargetsKey makes a repository key in the trust dir, or takes keyID
+// from it; it must not be one the targets role lists already.
+func (r *Repo) newTargetsKey(keyID string, old data.BaseRole) (data.PublicKey, error) {
+	if keyID == "" {
+		k, err := r.cs.Create(data.CanonicalTargetsRole, r.gun, data.ECDSAKey)
+		if err != nil {
+			return nil, r.wrap("create a repository key for", err)
+		}
+		return k, nil
+	}
+	priv, role, err := r.cs.GetPrivateKey(keyID)
+	if err != nil {
+		if perr := r.opts.Passphrases.Err(); perr != nil {
+			return nil, fmt.Errorf("repository key %s: %w", keyID, perr)
+		}
+		return nil, fmt.Errorf("repository key %s: not in %s: import it (signet key import --role targets --gun %s) or leave out --targets-key to make one", keyID, r.opts.TrustDir, r.gun)
+	}
+	if role != data.CanonicalTargetsRole {
+		return nil, fmt.Errorf("key %s is a %s key: pass a repository key (signet key generate --role targets --gun %s)", keyID, role, r.gun)
+	}
+	key := data.PublicKeyFromPrivate(priv)
+	if slices.Contains(old.ListKeyIDs(), key.ID()) {
+		return nil, fmt.Errorf("key %s already is the repository key of %s: pass a new one, or leave out --targets-key to make one", keyID, r.gun)
+	}
+	return key, nil
 }

@@ -38,6 +38,7 @@ trust server, and enforces it for every client with a verifying proxy.`,
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(newVersionCmd(), newServerCmd(g), newInitCmd(g), newPushCmd(g), newSignCmd(g), newVerifyCmd(g), newInspectCmd(g), newRevokeCmd(g), newRotateCmd(g), newMigrateCmd(g), newCeremonyCmd(g), newProxyCmd(g), newMirrorCmd(g), newKeyCmd(), newYubikeyCmd())
 	root.AddCommand(newStatusCmd(g), newRefreshCmd(g))
+	root.AddCommand(newSignerCmd(g), newDelegationCmd(g))
 	return root
 }
 

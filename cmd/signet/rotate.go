@@ -13,10 +13,11 @@ func newRotateCmd(g *globalFlags) *cobra.Command {
 	var (
 		tf            trustFlags
 		serverManaged bool
+		targetsKey    string
 	)
 	cmd := &cobra.Command{
 		Use:   "rotate IMAGE ROLE...",
-		Short: "Replace the root, timestamp or snapshot key (one-shot, keys at hand)",
+		Short: "Replace the root, targets, timestamp or snapshot key (one-shot, keys at hand)",
 		Long: `Replace the keys of the timestamp and/or snapshot role of a repository
 with new keys made and held by the trust server, in a new root version
 signed by the repository's existing root keys (from the trust dir or a
@@ -33,13 +34,24 @@ ROLE is timestamp or snapshot (snapshot needs --server-managed), or root:
 a new root key is made in the trust dir and a new root version, signed by
 the current root keys and the new one, names it (the one-shot of a key
 ceremony, for when every key is at hand; with keys held by several
-people, or K-of-N roots, use signet ceremony).`,
+people, or K-of-N roots, use signet ceremony).
+
+ROLE targets (alone) replaces a lost or compromised repository key: a new
+key in the trust dir (or --targets-key), named by a new root version
+signed by the root keys, and the current targets signed again with it in
+the same publish (see docs/signers.md).`,
 		Example: `  SIGNET_ROOT_PASSPHRASE=... signet rotate registry.example.com/team/app timestamp snapshot --server-managed`,
 		Args:    cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := tf.config(cmd, g)
 			if err != nil {
 				return err
+			}
+			if contains(args[1:], "targets") {
+				return rotateTargets(cmd, c, args, targetsKey)
+			}
+			if targetsKey != "" {
+				return fmt.Errorf("--targets-key goes with ROLE targets")
 			}
 			gun, res, err := publish.Rotate(cmd.Context(), c, args[0], args[1:], serverManaged)
 			if err != nil {
@@ -59,5 +71,23 @@ people, or K-of-N roots, use signet ceremony).`,
 	}
 	tf.register(cmd)
 	cmd.Flags().BoolVar(&serverManaged, "server-managed", false, "the trust server makes and holds the new snapshot key")
+	cmd.Flags().StringVar(&targetsKey, "targets-key", "", "with ROLE targets: the ID of a repository key in the trust dir to use (default: make one)")
 	return cmd
+}
+
+// rotateTargets is 'signet rotate IMAGE targets'.
+func rotateTargets(cmd *cobra.Command, c publish.Config, args []string, keyID string) error {
+	if len(args) != 2 {
+		return fmt.Errorf("rotate targets: rotate it alone (signet rotate %s targets), then the other roles", args[0])
+	}
+	gun, res, err := publish.RotateTargets(cmd.Context(), c, args[0], keyID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "rotated the targets key of %s to %s (in the trust dir)\n", gun, res.Keys["targets"])
+	fmt.Fprintf(cmd.OutOrStdout(), "root version %d names it, signed by the existing root keys; the targets were signed again with it\n", res.RootVersion)
+	for _, id := range res.OldKeys {
+		fmt.Fprintf(cmd.ErrOrStderr(), "signet: note: the old repository key %s stays in the trust dir: signet key remove %s --yes once you no longer need it\n", id, id)
+	}
+	return nil
 }

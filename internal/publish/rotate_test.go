@@ -75,7 +75,6 @@ func TestRotateRefusesWhatItCannotDo(t *testing.T) {
 		roles []string
 		want  string
 	}{
-		{[]string{"targets"}, "key ceremony"},
 		{[]string{"snapshot"}, "--server-managed"},
 		{[]string{"timestamp", "timestamp"}, "named twice"},
 	} {
