@@ -114,9 +114,17 @@ func TestCeremonyTwoOfThree(t *testing.T) {
 		}
 		return ok
 	}
-	for i, signer := range []Config{admin, holders[0].c, holders[1].c} {
+	for i, signer := range []Config{holders[0].c, holders[1].c, admin} {
 		if status() {
 			t.Fatalf("publishable after %d signers", i)
+		}
+		if i == 2 {
+			// Only new keys: the current root has not agreed.
+			down.Store(false)
+			if _, err := PublishCeremony(ctx, admin, dir, "admin"); err == nil || !strings.Contains(err.Error(), "current root has 0 of the 1 signatures") {
+				t.Fatalf("publish signed by new keys only: %v", err)
+			}
+			down.Store(true)
 		}
 		if _, added, err := SignCeremony(signer, dir, nil, "signer", nil); err != nil || len(added) != 1 {
 			t.Fatalf("sign %d: %v %v", i, added, err)
@@ -179,6 +187,17 @@ func TestCeremonyTwoOfThree(t *testing.T) {
 	rootJSON, _ := canonicaljson.Marshal(&data.Signed{Signed: &raw, Signatures: cer.List()})
 	if code, body := upload(t, server, gun, rootJSON); code < 400 {
 		t.Fatalf("server took a root below threshold: %d %s", code, body)
+	}
+	// Recovery: holder 0's key is lost; holders 1 and 2 are enough. The
+	// mangled signature is replaced when holder 2 signs again.
+	if _, added, err := SignCeremony(holders[2].c, dir2, nil, "signer", nil); err != nil || len(added) != 1 {
+		t.Fatalf("re-sign over a mangled signature: %v %v", added, err)
+	}
+	if _, err := PublishCeremony(ctx, admin, dir2, "admin"); err != nil {
+		t.Fatalf("publish without the lost key: %v", err)
+	}
+	if out := notary(t, nd, server, "list", gun); !strings.Contains(out, "v1") {
+		t.Fatalf("notary list after the recovery:\n%s", out)
 	}
 }
 
