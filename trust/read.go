@@ -13,6 +13,7 @@ import (
 
 	"github.com/theupdateframework/notary/tuf/data"
 
+	"github.com/signet-project/signet/internal/atomicfile"
 	"github.com/signet-project/signet/trust/verify"
 )
 
@@ -155,23 +156,8 @@ func saveVerified(dir string, raw map[string][]byte) error {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return fmt.Errorf("cache trust data: %w", err)
 		}
-		tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
-		if err != nil {
-			return fmt.Errorf("cache trust data: %w", err)
-		}
-		_, werr := tmp.Write(b)
-		if cerr := tmp.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr == nil {
-			werr = os.Chmod(tmp.Name(), 0o644)
-		}
-		if werr == nil {
-			werr = os.Rename(tmp.Name(), p)
-		}
-		if werr != nil {
-			os.Remove(tmp.Name())
-			return fmt.Errorf("cache %s in %s: %w", role, dir, werr)
+		if err := atomicfile.Write(p, b, 0o644); err != nil {
+			return fmt.Errorf("cache %s in %s: %w", role, dir, err)
 		}
 	}
 	return nil

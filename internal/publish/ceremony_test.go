@@ -6,13 +6,9 @@ import (
 	"encoding/json"
 	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	canonicaljson "github.com/docker/go/canonical/json"
@@ -24,22 +20,6 @@ import (
 	"github.com/signet-project/signet/trust"
 	"github.com/signet-project/signet/trust/ceremony"
 )
-
-// switchable is a trust server that a test can take off the network.
-func switchable(t *testing.T) (string, *atomic.Bool) {
-	real, _ := url.Parse(testservers.TrustServer(t))
-	rp := httputil.NewSingleHostReverseProxy(real)
-	var down atomic.Bool
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if down.Load() {
-			http.Error(w, "off the network", http.StatusServiceUnavailable)
-			return
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(s.Close)
-	return s.URL, &down
-}
 
 // holder is a key holder: a trust dir of their own with one root key,
 // and the root certificate they hand over for the ceremony.
@@ -78,7 +58,7 @@ func newHolder(t *testing.T, server, gun string) holder {
 // verify passes; below either threshold nothing can be published.
 func TestCeremonyTwoOfThree(t *testing.T) {
 	reg := testservers.Registry(t)
-	server, down := switchable(t)
+	server, down := testservers.SwitchableTrustServer(t)
 	ctx := context.Background()
 	admin := testConfig(t, server)
 	image := reg + "/team/cer:v1"

@@ -5,11 +5,16 @@ package testservers
 import (
 	"context"
 	"io"
+	"log"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -95,4 +100,26 @@ func PushRandomIndex(t testing.TB, ref string) v1.ImageIndex {
 		t.Fatalf("push index %s: %v", ref, err)
 	}
 	return idx
+}
+
+// SwitchableTrustServer is TrustServer behind a switch: while down is
+// true every request gets 503, as if the server were off the network.
+func SwitchableTrustServer(t testing.TB) (url string, down *atomic.Bool) {
+	t.Helper()
+	real, err := neturl.Parse(TrustServer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(real)
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	down = &atomic.Bool{}
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "off the network", http.StatusServiceUnavailable)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.Close)
+	return s.URL, down
 }

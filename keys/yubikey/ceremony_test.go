@@ -7,17 +7,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
-	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,7 +48,7 @@ const rootPass = "root passphrase"
 func TestCeremonyOnThreeYubiKeys(t *testing.T) {
 	bin := buildSignetWithPCSC(t)
 	reg := testservers.Registry(t)
-	server, down := switchableTrustServer(t)
+	server, down := testservers.SwitchableTrustServer(t)
 	getenv := func(k string) string {
 		return map[string]string{"SIGNET_ROOT_PASSPHRASE": rootPass, "SIGNET_REPOSITORY_PASSPHRASE": repoPass}[k]
 	}
@@ -190,24 +184,6 @@ func notaryList(t *testing.T, dir, server, gun string) string {
 		t.Fatalf("notary list: %v\n%s", err, out)
 	}
 	return string(out)
-}
-
-// switchableTrustServer is signet's trust server behind a switch that
-// takes it off the network.
-func switchableTrustServer(t *testing.T) (string, *atomic.Bool) {
-	real, _ := url.Parse(testservers.TrustServer(t))
-	rp := httputil.NewSingleHostReverseProxy(real)
-	rp.ErrorLog = log.New(io.Discard, "", 0)
-	var down atomic.Bool
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if down.Load() {
-			http.Error(w, "off the network", http.StatusServiceUnavailable)
-			return
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(s.Close)
-	return s.URL, &down
 }
 
 // buildSignetWithPCSC builds the signet binary with YubiKey support.

@@ -34,6 +34,7 @@ import (
 	"github.com/theupdateframework/notary/tuf/signed"
 	"github.com/theupdateframework/notary/tuf/utils"
 
+	"github.com/signet-project/signet/internal/atomicfile"
 	"github.com/signet-project/signet/trust"
 	"github.com/signet-project/signet/trust/verify"
 )
@@ -80,7 +81,7 @@ func Write(dir string, p *trust.Proposal, who string, now time.Time) error {
 		return err
 	}
 	for name, b := range map[string][]byte{RootFile: p.Signed, PlanFile: append(planJSON, '\n'), SummaryFile: []byte(Summary(p))} {
-		if err := writeAtomic(filepath.Join(dir, name), b); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, name), b, 0o600); err != nil {
 			return err
 		}
 	}
@@ -162,7 +163,7 @@ func (c *Ceremony) Sign(cs signed.CryptoService, only []string, who string, desc
 		if err != nil {
 			return added, err
 		}
-		if err := writeAtomic(filepath.Join(c.Dir, SignaturesDir, sig.KeyID+".json"), append(b, '\n')); err != nil {
+		if err := atomicfile.Write(filepath.Join(c.Dir, SignaturesDir, sig.KeyID+".json"), append(b, '\n'), 0o600); err != nil {
 			return added, err
 		}
 		c.Signatures[sig.KeyID] = sig
@@ -271,28 +272,6 @@ func appendTranscript(dir string, now time.Time, who, line string) error {
 		return fmt.Errorf("append to the transcript: %w", err)
 	}
 	return f.Sync()
-}
-
-func writeAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, werr := tmp.Write(b)
-	if werr == nil {
-		werr = tmp.Sync()
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), path)
-	}
-	if werr != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, werr)
-	}
-	return nil
 }
 
 func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }

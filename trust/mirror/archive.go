@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/signet-project/signet/internal/atomicfile"
 	"github.com/signet-project/signet/trust"
 	"github.com/signet-project/signet/trust/verify"
 )
@@ -106,7 +107,7 @@ func (s *ArchiveSink) create() error {
 			return
 		}
 		b, _ := json.Marshal(marker{Format: archiveFormat, Version: archiveVersion})
-		if err := writeAtomic(filepath.Join(s.Dir, archiveMarker), append(b, '\n')); err != nil {
+		if err := atomicfile.Write(filepath.Join(s.Dir, archiveMarker), append(b, '\n'), 0o644); err != nil {
 			s.initErr = fmt.Errorf("make the archive %s: %w", s.Dir, err)
 		}
 	})
@@ -150,7 +151,7 @@ func (s *ArchiveSink) Write(_ context.Context, gun string, files Files) (Written
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return false, fmt.Errorf("archive %s of %s: %w", name, gun, err)
 		}
-		if err := writeAtomic(p, b); err != nil {
+		if err := atomicfile.Write(p, b, 0o644); err != nil {
 			return false, fmt.Errorf("archive %s of %s: %w", name, gun, err)
 		}
 		return true, nil
@@ -253,31 +254,4 @@ func sortedVersions(m map[int][]byte) []int {
 	}
 	sort.Ints(vs)
 	return vs
-}
-
-// writeAtomic replaces path with b: a crash leaves the old file or the
-// new one, never a part.
-func writeAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(b)
-	if werr == nil {
-		werr = tmp.Sync()
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(tmp.Name(), 0o644)
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), path)
-	}
-	if werr != nil {
-		os.Remove(tmp.Name())
-		return werr
-	}
-	return nil
 }
