@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/theupdateframework/notary/trustmanager"
 	"golang.org/x/term"
 
 	"github.com/signet-project/signet/internal/publish"
@@ -118,9 +119,10 @@ func parseExpiry(s string) (time.Duration, error) {
 
 func newCeremonySignCmd(g *globalFlags) *cobra.Command {
 	var (
-		tf   trustFlags
-		only []string
-		yes  bool
+		tf    trustFlags
+		only  []string
+		yes   bool
+		useYK string
 	)
 	cmd := &cobra.Command{
 		Use:   "sign DIR",
@@ -151,8 +153,12 @@ trust server. Signing again with a key is idempotent.`,
 			if err != nil {
 				return err
 			}
-			stores, closeCards := insertedCards(cmd)
-			defer closeCards()
+			var stores []trustmanager.KeyStore
+			if useYK != "no" {
+				var closeCards func()
+				stores, closeCards = insertedCards(cmd)
+				defer closeCards()
+			}
 			c.HardwareKeys = append(c.HardwareKeys, stores...)
 			_, added, err := publish.SignCeremony(c, args[0], only, who(), cardOf(stores))
 			if err != nil {
@@ -171,6 +177,7 @@ trust server. Signing again with a key is idempotent.`,
 	tf.register(cmd)
 	cmd.Flags().StringSliceVar(&only, "key", nil, "sign only with this key ID (repeatable)")
 	cmd.Flags().BoolVar(&yes, "yes", false, "sign without asking (review summary.txt first)")
+	cmd.Flags().StringVar(&useYK, "yubikey", "auto", "auto: also sign with inserted YubiKeys; no: key files only (no smart-card reader is touched)")
 	return cmd
 }
 

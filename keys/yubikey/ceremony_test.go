@@ -119,10 +119,11 @@ func TestCeremonyOnThreeYubiKeys(t *testing.T) {
 			}
 		})
 	}
-	// The old root's file key signs last: with vpcd, a process that looks
-	// at the empty reader keeps the next inserted card from showing up in
-	// pcscd (a simulator quirk; a real reader does not care).
-	sign([]string{"SIGNET_ROOT_PASSPHRASE=" + rootPass}, "--trust-dir", admin.TrustDir)
+	// The old root's file key: --yubikey no, so this process leaves the
+	// readers alone (with vpcd, a process that opens the empty reader
+	// keeps the next inserted card from showing up in pcscd, which would
+	// disturb the other test processes sharing it).
+	sign([]string{"SIGNET_ROOT_PASSPHRASE=" + rootPass}, "--trust-dir", admin.TrustDir, "--yubikey", "no")
 	status := exec.Command(bin, "ceremony", "status", dir)
 	if out, err := status.CombinedOutput(); err != nil {
 		t.Fatalf("ceremony status: %v\n%s", err, out)
