@@ -34,24 +34,11 @@ func TestDockerReadsAfterCeremony(t *testing.T) {
 	}
 	docker.run("trust", "inspect", gun) // docker caches root v1
 
-	getenv := func(k string) string { return passphrases[k] }
 	var certs []string
 	var holders []publish.Config
 	for range 3 {
-		h := publish.Config{TrustDir: t.TempDir(), Passphrases: &keys.Retriever{Getenv: getenv}}
-		ks, _ := trustmanager.NewKeyFileStore(h.TrustDir, h.Passphrases.PassRetriever())
-		cs := cryptoservice.NewCryptoService(ks)
-		k, err := cs.Create(data.CanonicalRootRole, "", data.ECDSAKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, err := trust.RootCert(cs, k.ID(), gun)
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(t.TempDir(), "root.crt")
-		os.WriteFile(path, cert.Public(), 0o644)
-		certs = append(certs, path)
+		h, cert := newRootHolder(t, gun)
+		certs = append(certs, cert)
 		holders = append(holders, h)
 	}
 	dir := filepath.Join(t.TempDir(), "ceremony")
@@ -72,4 +59,29 @@ func TestDockerReadsAfterCeremony(t *testing.T) {
 	}
 	compareInspect(t, docker, r, gun, "after a 2-of-3 root ceremony")
 	r.expect("team/app:v1", true, "")
+}
+
+// newRootHolder is a root key holder: a trust dir of their own with one
+// root key file, and the root certificate they hand to the preparer.
+func newRootHolder(t *testing.T, gun string) (publish.Config, string) {
+	t.Helper()
+	h := publish.Config{TrustDir: t.TempDir(), Passphrases: &keys.Retriever{Getenv: func(k string) string { return passphrases[k] }}}
+	ks, err := trustmanager.NewKeyFileStore(h.TrustDir, h.Passphrases.PassRetriever())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := cryptoservice.NewCryptoService(ks)
+	k, err := cs.Create(data.CanonicalRootRole, "", data.ECDSAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := trust.RootCert(cs, k.ID(), gun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "root.crt")
+	if err := os.WriteFile(path, cert.Public(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return h, path
 }

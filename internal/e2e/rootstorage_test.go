@@ -4,20 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"testing"
 
 	canonicaljson "github.com/docker/go/canonical/json"
-	"github.com/theupdateframework/notary/cryptoservice"
 	"github.com/theupdateframework/notary/server/storage"
-	"github.com/theupdateframework/notary/trustmanager"
 	"github.com/theupdateframework/notary/tuf/data"
 
 	"github.com/signet-project/signet/internal/publish"
 	"github.com/signet-project/signet/internal/testservers"
 	"github.com/signet-project/signet/keys"
-	"github.com/signet-project/signet/trust"
 	"github.com/signet-project/signet/trust/ceremony"
 	"github.com/signet-project/signet/trust/server"
 )
@@ -66,21 +62,10 @@ func TestRootBelowThresholdInStorage(t *testing.T) {
 			var holders []publish.Config
 			var certs []string
 			for range 2 {
-				h := publish.Config{TrustDir: t.TempDir(), Server: hs.URL, Passphrases: &keys.Retriever{Getenv: getenv}}
-				ks, _ := trustmanager.NewKeyFileStore(h.TrustDir, h.Passphrases.PassRetriever())
-				cs := cryptoservice.NewCryptoService(ks)
-				k, err := cs.Create(data.CanonicalRootRole, "", data.ECDSAKey)
-				if err != nil {
-					t.Fatal(err)
-				}
-				cert, err := trust.RootCert(cs, k.ID(), gun)
-				if err != nil {
-					t.Fatal(err)
-				}
-				path := filepath.Join(t.TempDir(), "root.crt")
-				os.WriteFile(path, cert.Public(), 0o644)
+				h, cert := newRootHolder(t, gun)
+				h.Server = hs.URL
 				holders = append(holders, h)
-				certs = append(certs, path)
+				certs = append(certs, cert)
 			}
 			dir := filepath.Join(t.TempDir(), "ceremony")
 			if _, err := publish.PrepareCeremony(ctx, admin, gun, dir, publish.CeremonyChange{RootCerts: certs, Threshold: 2}, "officer"); err != nil {
