@@ -9,7 +9,6 @@ import (
 
 	canonicaljson "github.com/docker/go/canonical/json"
 	"github.com/theupdateframework/notary/cryptoservice"
-	"github.com/theupdateframework/notary/trustpinning"
 	"github.com/theupdateframework/notary/tuf"
 	"github.com/theupdateframework/notary/tuf/data"
 	"github.com/theupdateframework/notary/tuf/signed"
@@ -73,15 +72,9 @@ func (r *Repo) loadEditor(ctx context.Context, out *EditResult) (*editor, error)
 	if err != nil {
 		return nil, err
 	}
-	b := tuf.NewRepoBuilder(r.gun, keepKeys{r.cs}, trustpinning.TrustPinConfig{})
-	for _, role := range loadOrder(res.Raw) {
-		if err := b.Load(data.RoleName(role), res.Raw[role], 1, true); err != nil {
-			return nil, fmt.Errorf("load the verified %s of %s: %w", role, r.gun, err)
-		}
-	}
-	repo, _, err := b.Finish()
+	repo, err := loadVerified(r.gun, res, keepKeys{r.cs})
 	if err != nil {
-		return nil, fmt.Errorf("load the trust data of %s: %w", r.gun, err)
+		return nil, err
 	}
 	listed := map[string]bool{}
 	for name := range repo.Snapshot.Signed.Meta {

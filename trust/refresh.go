@@ -1,7 +1,6 @@
 package trust
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"github.com/theupdateframework/notary"
 	"github.com/theupdateframework/notary/tuf"
 	"github.com/theupdateframework/notary/tuf/data"
-	"github.com/theupdateframework/notary/tuf/signed"
 
 	"github.com/signet-project/signet/trust/verify"
 )
@@ -128,7 +126,7 @@ func (r *Repo) refreshOnce(ctx context.Context, opts RefreshOptions) (RefreshRes
 	if err != nil {
 		return out, err
 	}
-	repo, err := loadVerified(r.gun, res, r.cs)
+	repo, err := loadVerified(r.gun, res, keepKeys{r.cs})
 	if err != nil {
 		return out, err
 	}
@@ -285,35 +283,18 @@ func lifetime(opts RefreshOptions, role data.RoleName) time.Duration {
 // snapshot key at hand: version bumped, the new expiry, and the hashes
 // of the files being uploaded (everything else as it was).
 func (r *Repo) nextSnapshot(res *verify.Result, repo *tuf.Repo, files map[string][]byte, expires time.Time) ([]byte, Refreshed, error) {
-	var sn data.SignedSnapshot
-	if err := json.Unmarshal(res.Raw["snapshot"], &sn); err != nil {
+	var old data.SignedSnapshot
+	if err := json.Unmarshal(res.Raw["snapshot"], &old); err != nil {
 		return nil, Refreshed{}, fmt.Errorf("parse the snapshot of %s: %w", r.gun, err)
 	}
-	ref := Refreshed{Role: "snapshot", OldVersion: sn.Signed.Version, OldExpires: sn.Signed.Expires.UTC()}
-	for role, b := range files {
-		meta, err := data.NewFileMeta(bytes.NewReader(b), data.NotaryDefaultHashes...)
-		if err != nil {
-			return nil, ref, fmt.Errorf("hash %s of %s: %w", role, r.gun, err)
-		}
-		sn.AddMeta(data.RoleName(role), meta)
-	}
-	sn.Signed.Version++
-	sn.Signed.Expires = expires
-	s, err := sn.ToSigned()
-	if err != nil {
-		return nil, ref, fmt.Errorf("encode the snapshot of %s: %w", r.gun, err)
-	}
-	s.Signatures = nil
+	ref := Refreshed{Role: "snapshot", OldVersion: old.Signed.Version, OldExpires: old.Signed.Expires.UTC()}
 	br, err := repo.GetBaseRole(data.CanonicalSnapshotRole)
 	if err != nil {
 		return nil, ref, fmt.Errorf("read the snapshot role of %s: %w", r.gun, err)
 	}
-	if err := signed.Sign(r.cs, s, br.ListKeys(), br.Threshold, nil); err != nil {
-		return nil, ref, r.wrap("sign the snapshot of", err)
-	}
-	b, err := canonicaljson.Marshal(s)
+	b, sn, err := r.signNextSnapshot(res.Raw["snapshot"], files, br, expires)
 	if err != nil {
-		return nil, ref, fmt.Errorf("encode the snapshot of %s: %w", r.gun, err)
+		return nil, ref, err
 	}
 	ref.NewVersion, ref.NewExpires = sn.Signed.Version, expires.UTC()
 	return b, ref, nil

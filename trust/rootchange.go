@@ -208,27 +208,6 @@ func (ks KeySet) PublicKeys() ([]data.PublicKey, error) {
 	return out, nil
 }
 
-// SignedBy lists the key IDs of the proposal that cs can sign with.
-func (p *Proposal) SignedBy(cs signed.CryptoService) []string {
-	var out []string
-	for _, ks := range p.MustSign {
-		keys, err := ks.PublicKeys()
-		if err != nil {
-			continue
-		}
-		for _, k := range keys {
-			id, err := utils.CanonicalKeyID(k)
-			if err != nil {
-				continue
-			}
-			if _, _, err := cs.GetPrivateKey(id); err == nil && !slices.Contains(out, k.ID()) {
-				out = append(out, k.ID())
-			}
-		}
-	}
-	return out
-}
-
 // Sign signs the proposal with every key of its sets that cs holds
 // (only those listed, if only is not empty). No network.
 func (p *Proposal) Sign(cs signed.CryptoService, only []string) ([]data.Signature, error) {
@@ -349,7 +328,7 @@ func (r *Repo) PublishRoot(ctx context.Context, p *Proposal, sigs []data.Signatu
 		if !r.holdsAny(snapRole) {
 			return fmt.Errorf("publish the new root of %s: the snapshot key (%s) is neither this trust server's nor in %s: rotate it too (--rotate snapshot --server-managed)", p.GUN, joinIDs(snapRole), r.opts.TrustDir)
 		}
-		sn, err := r.signSnapshot(res.Raw["snapshot"], rootJSON, snapRole)
+		sn, _, err := r.signNextSnapshot(res.Raw["snapshot"], map[string][]byte{data.CanonicalRootRole.String(): rootJSON}, snapRole, time.Time{})
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	canonicaljson "github.com/docker/go/canonical/json"
 	"github.com/theupdateframework/notary/tuf/data"
@@ -118,28 +119,38 @@ func (r *Repo) holdsAny(br data.BaseRole) bool {
 	return false
 }
 
-// signSnapshot signs the next snapshot, naming the new root, with the
-// snapshot key the trust dir holds.
-func (r *Repo) signSnapshot(current, rootJSON []byte, role data.BaseRole) ([]byte, error) {
+// signNextSnapshot signs the snapshot after current with role's keys
+// at hand: version bumped, the hashes of files (role -> the bytes being
+// uploaded), and expires unless it is zero (then kept).
+func (r *Repo) signNextSnapshot(current []byte, files map[string][]byte, role data.BaseRole, expires time.Time) ([]byte, *data.SignedSnapshot, error) {
 	var sn data.SignedSnapshot
 	if err := json.Unmarshal(current, &sn); err != nil {
-		return nil, fmt.Errorf("parse the snapshot of %s: %w", r.gun, err)
+		return nil, nil, fmt.Errorf("parse the snapshot of %s: %w", r.gun, err)
 	}
-	meta, err := data.NewFileMeta(bytes.NewReader(rootJSON), data.NotaryDefaultHashes...)
-	if err != nil {
-		return nil, err
+	for name, b := range files {
+		meta, err := data.NewFileMeta(bytes.NewReader(b), data.NotaryDefaultHashes...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("hash %s of %s: %w", name, r.gun, err)
+		}
+		sn.AddMeta(data.RoleName(name), meta)
 	}
-	sn.AddMeta(data.CanonicalRootRole, meta)
 	sn.Signed.Version++
+	if !expires.IsZero() {
+		sn.Signed.Expires = expires
+	}
 	s, err := sn.ToSigned()
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("encode the snapshot of %s: %w", r.gun, err)
 	}
 	s.Signatures = nil
 	if err := signed.Sign(r.cs, s, role.ListKeys(), role.Threshold, nil); err != nil {
-		return nil, r.wrap("sign the snapshot of", err)
+		return nil, nil, r.wrap("sign the snapshot of", err)
 	}
-	return canonicaljson.Marshal(s)
+	b, err := canonicaljson.Marshal(s)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode the snapshot of %s: %w", r.gun, err)
+	}
+	return b, &sn, nil
 }
 
 // rootKeyErr says which keys are needed when root cannot be signed.

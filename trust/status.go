@@ -125,7 +125,7 @@ func (r *Repo) Status(ctx context.Context, opts StatusOptions) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	repo, err := loadVerified(r.gun, res, r.cs)
+	repo, err := loadVerified(r.gun, res, keepKeys{r.cs})
 	if err != nil {
 		return Status{}, err
 	}
@@ -203,26 +203,13 @@ func roleOrder(roles map[string]*verify.Role) []string {
 }
 
 // loadVerified loads trust data the engine verified (res, read with
-// KeepRaw, as Read does) into notary's tuf.Repo, to sign with cs:
-// root, timestamp, snapshot, targets, then the verified delegations,
-// parents first. Expiry is not checked: that is what refresh fixes.
+// KeepRaw, as Read does) into notary's tuf.Repo, to sign with cs, in
+// loadOrder. Expiry is not checked: what is signed again gets a new one.
 func loadVerified(gun data.GUN, res *verify.Result, cs signed.CryptoService) (*tuf.Repo, error) {
 	b := tuf.NewRepoBuilder(gun, cs, trustpinning.TrustPinConfig{})
-	for _, role := range []data.RoleName{data.CanonicalRootRole, data.CanonicalTimestampRole, data.CanonicalSnapshotRole, data.CanonicalTargetsRole} {
-		if err := b.Load(role, res.Raw[role.String()], 1, true); err != nil {
+	for _, role := range loadOrder(res.Raw) {
+		if err := b.Load(data.RoleName(role), res.Raw[role], 1, true); err != nil {
 			return nil, fmt.Errorf("load the verified %s of %s: %w", role, gun, err)
-		}
-	}
-	var delegations utils.RoleList
-	for name := range res.Raw {
-		if data.IsDelegation(data.RoleName(name)) {
-			delegations = append(delegations, name)
-		}
-	}
-	sort.Sort(delegations)
-	for _, name := range delegations {
-		if err := b.Load(data.RoleName(name), res.Raw[name], 1, true); err != nil {
-			return nil, fmt.Errorf("load the verified %s of %s: %w", name, gun, err)
 		}
 	}
 	repo, _, err := b.Finish()
