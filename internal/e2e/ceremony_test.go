@@ -2,18 +2,13 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/theupdateframework/notary/cryptoservice"
-	"github.com/theupdateframework/notary/trustmanager"
-	"github.com/theupdateframework/notary/tuf/data"
-
 	"github.com/signet-project/signet/internal/publish"
+	"github.com/signet-project/signet/internal/testkeys"
 	"github.com/signet-project/signet/keys"
-	"github.com/signet-project/signet/trust"
 )
 
 // TestDockerReadsAfterCeremony: after a ceremony moves a repository's
@@ -66,22 +61,6 @@ func TestDockerReadsAfterCeremony(t *testing.T) {
 func newRootHolder(t *testing.T, gun string) (publish.Config, string) {
 	t.Helper()
 	h := publish.Config{TrustDir: t.TempDir(), Passphrases: &keys.Retriever{Getenv: func(k string) string { return passphrases[k] }}}
-	ks, err := trustmanager.NewKeyFileStore(h.TrustDir, h.Passphrases.PassRetriever())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := cryptoservice.NewCryptoService(ks)
-	k, err := cs.Create(data.CanonicalRootRole, "", data.ECDSAKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := trust.RootCert(cs, k.ID(), gun)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "root.crt")
-	if err := os.WriteFile(path, cert.Public(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return h, path
+	_, cert := testkeys.RootHolder(t, h.TrustDir, h.Passphrases.PassRetriever(), gun)
+	return h, cert
 }

@@ -12,12 +12,10 @@ import (
 	"testing"
 
 	canonicaljson "github.com/docker/go/canonical/json"
-	"github.com/theupdateframework/notary/cryptoservice"
-	"github.com/theupdateframework/notary/trustmanager"
 	"github.com/theupdateframework/notary/tuf/data"
 
+	"github.com/signet-project/signet/internal/testkeys"
 	"github.com/signet-project/signet/internal/testservers"
-	"github.com/signet-project/signet/trust"
 	"github.com/signet-project/signet/trust/ceremony"
 )
 
@@ -32,24 +30,8 @@ type holder struct {
 func newHolder(t *testing.T, server, gun string) holder {
 	t.Helper()
 	c := testConfig(t, server)
-	ks, err := trustmanager.NewKeyFileStore(c.TrustDir, c.Passphrases.PassRetriever())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := cryptoservice.NewCryptoService(ks)
-	k, err := cs.Create(data.CanonicalRootRole, "", data.ECDSAKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := trust.RootCert(cs, k.ID(), gun)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "root.crt")
-	if err := os.WriteFile(path, cert.Public(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return holder{c: c, id: cert.ID(), cert: path}
+	id, cert := testkeys.RootHolder(t, c.TrustDir, c.Passphrases.PassRetriever(), gun)
+	return holder{c: c, id: id, cert: cert}
 }
 
 // TestCeremonyTwoOfThree rotates a file-key root to a 2-of-3 root: three

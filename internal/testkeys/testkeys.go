@@ -13,6 +13,13 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/theupdateframework/notary"
+	"github.com/theupdateframework/notary/cryptoservice"
+	"github.com/theupdateframework/notary/trustmanager"
+	"github.com/theupdateframework/notary/tuf/data"
+
+	"github.com/signet-project/signet/trust"
 )
 
 // Delegation writes an EC P-256 key (EC PRIVATE KEY PEM) and a
@@ -49,4 +56,30 @@ func Delegation(t testing.TB, dir, name string) (certPath, keyPath string) {
 		t.Fatal(err)
 	}
 	return certPath, keyPath
+}
+
+// RootHolder is a root key holder for ceremony tests: a root key file
+// made in trustDir (encrypted with pass) and its root certificate for
+// gun written to a file. It returns the certificate's key ID (as root.json
+// lists it) and the certificate's path.
+func RootHolder(t testing.TB, trustDir string, pass notary.PassRetriever, gun string) (certID, certPath string) {
+	t.Helper()
+	ks, err := trustmanager.NewKeyFileStore(trustDir, pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := cryptoservice.NewCryptoService(ks)
+	k, err := cs.Create(data.CanonicalRootRole, "", data.ECDSAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := trust.RootCert(cs, k.ID(), gun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPath = filepath.Join(t.TempDir(), "root.crt")
+	if err := os.WriteFile(certPath, cert.Public(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cert.ID(), certPath
 }
