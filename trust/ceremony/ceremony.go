@@ -200,16 +200,16 @@ func (c *Ceremony) canonicalID(id string) string {
 	return id
 }
 
+// valid reports whether sig verifies for a key the proposal needs (the
+// proposal's own check).
 func (c *Ceremony) valid(sig data.Signature) bool {
-	for _, ks := range c.Proposal.MustSign {
-		keys, err := ks.PublicKeys()
-		if err != nil {
-			continue
-		}
-		for _, k := range keys {
-			if k.ID() == sig.KeyID && signed.VerifySignature(c.Proposal.Signed, &sig, k) == nil {
-				return true
-			}
+	st, _, err := c.Proposal.Check([]data.Signature{sig})
+	if err != nil {
+		return false
+	}
+	for _, s := range st {
+		if len(s.Valid) > 0 {
+			return true
 		}
 	}
 	return false
