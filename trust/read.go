@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -148,13 +149,16 @@ func LoadState(dir string) (*verify.State, error) {
 	return st, nil
 }
 
-// saveVerified writes verified metadata into the cache, each file
-// replaced atomically (a crash leaves the old or the new file).
+// saveVerified writes verified metadata into the cache, each changed
+// file replaced atomically (a crash leaves the old or the new file).
 func saveVerified(dir string, raw map[string][]byte) error {
 	for role, b := range raw {
 		p := filepath.Join(dir, filepath.FromSlash(role)+".json")
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return fmt.Errorf("cache trust data: %w", err)
+		}
+		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, b) {
+			continue // cached already: no write, no fsync
 		}
 		if err := atomicfile.Write(p, b, 0o644); err != nil {
 			return fmt.Errorf("cache %s in %s: %w", role, dir, err)
