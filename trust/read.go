@@ -157,7 +157,7 @@ func saveVerified(dir string, raw map[string][]byte) error {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return fmt.Errorf("cache trust data: %w", err)
 		}
-		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, b) {
+		if old, err := readCapped(p, int64(len(b))); err == nil && bytes.Equal(old, b) {
 			continue // cached already: no write, no fsync
 		}
 		if err := atomicfile.Write(p, b, 0o644); err != nil {
