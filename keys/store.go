@@ -185,6 +185,23 @@ func (s *Store) Export(id string) ([]byte, error) {
 	return pem.EncodeToMemory(block), nil
 }
 
+// PublicPEM decrypts a key (the public half is not stored apart) and
+// returns its public key as PEM ("PUBLIC KEY", with a role header), the
+// form signer add, delegation add and ceremony prepare --targets-key
+// read; the key ID stays the same.
+func (s *Store) PublicPEM(id string) ([]byte, error) {
+	info, err := s.ks.GetKeyInfo(id)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: no such key in %s", id, s.dir)
+	}
+	priv, err := s.Private(id)
+	if err != nil {
+		return nil, err
+	}
+	pub := data.PublicKeyFromPrivate(priv)
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Headers: map[string]string{"role": info.Role.String()}, Bytes: pub.Public()}), nil
+}
+
 // Private decrypts and returns a key (for copying it to a YubiKey).
 func (s *Store) Private(id string) (data.PrivateKey, error) {
 	if _, err := s.ks.GetKeyInfo(id); err != nil {

@@ -223,15 +223,7 @@ func (e *editor) parentErr(role data.RoleName, err error) error {
 // publish signs every changed targets file, the snapshot if this trust
 // dir holds its key, and uploads them in one request.
 func (e *editor) publish(doing string) error {
-	return e.publishWith(doing, nil)
-}
-
-// publishWith is publish with files already signed (a new root).
-func (e *editor) publishWith(doing string, signedFiles map[string][]byte) error {
 	files := map[string][]byte{}
-	for name, b := range signedFiles {
-		files[name] = b
-	}
 	for name, t := range e.repo.Targets {
 		if !t.Dirty {
 			continue

@@ -184,6 +184,10 @@ func (r *Repo) wrap(doing string, err error) error {
 			return fmt.Errorf("%s %s: %w", doing, r.gun, perr)
 		}
 	}
+	if errors.As(err, &is) {
+		return fmt.Errorf("%s %s: %w: it needs %d signatures and %s (with any inserted YubiKey) holds %d of the keys: run this where enough of them are, or import them (signet key import)",
+			doing, r.gun, err, is.NeededKeys, r.opts.TrustDir, is.FoundKeys)
+	}
 	// notary keeps only the status of an error answer; the transport
 	// kept the server's code and message.
 	if fromServer(err) {

@@ -54,21 +54,11 @@ func (r *Repo) Rotate(ctx context.Context, rotations []Rotation) (RotateResult, 
 	if r.keyErr != nil {
 		return out, fmt.Errorf("rotate keys of %s: %w", r.gun, r.keyErr)
 	}
-	p, err := r.ProposeRoot(ctx, RootChange{Rotations: rotations})
+	p, err := r.Propose(ctx, Change{Rotations: rotations})
 	if err != nil {
 		return out, err
 	}
-	sigs, err := p.Sign(r.cs, nil)
-	if err != nil {
-		return out, err
-	}
-	if _, ok, err := p.Check(sigs); err != nil || !ok {
-		if err == nil {
-			err = rootKeyErr(signed.ErrInsufficientSignatures{FoundKeys: len(sigs), NeededKeys: p.MustSign[0].Threshold}, r.opts.TrustDir)
-		}
-		return out, fmt.Errorf("sign the new root of %s: %w", r.gun, err)
-	}
-	if err := r.PublishRoot(ctx, p, sigs); err != nil {
+	if err := r.signAndPublish(ctx, p); err != nil {
 		return out, err
 	}
 	return RotateResult{RootVersion: p.Version, Keys: p.Rotated}, nil
@@ -213,59 +203,86 @@ func baseRole(ro *verify.Role) data.BaseRole {
 	return data.BaseRole{Name: data.RoleName(ro.Name), Keys: keys, Threshold: ro.Threshold}
 }
 
-// RotateTargets replaces the repository (targets) key, for a key that is
-// lost or compromised: a new key (made in the trust dir, or keyID, a
-// repository key the trust dir holds) is named by a new root version
-// signed by the existing root keys, and the current targets, as the
-// engine verified them, are signed again with the new key and uploaded
-// with that root in one publish; the trust server then signs snapshot and
-// timestamp. Delegations keep their own keys and signatures. The old key
-// signs nothing any more: the trust server refuses targets signed by it.
-// Its key file stays in the trust dir (out.OldKeys): a failed publish
-// must not lose it, and removing it is the user's call.
-func (r *Repo) RotateTargets(ctx context.Context, keyID string) (TargetsRotation, error) {
+// signAndPublish signs p with every key at hand and publishes it: the
+// one-shot of a ceremony. Too few keys is an error naming the key set.
+func (r *Repo) signAndPublish(ctx context.Context, p *Proposal) error {
+	sigs, err := p.Sign(r.cs, nil)
+	if err != nil {
+		return err
+	}
+	st, ok, err := p.Check(sigs)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		for _, s := range st {
+			if !s.Met() {
+				err := rootKeyErr(signed.ErrInsufficientSignatures{FoundKeys: len(s.Valid), NeededKeys: s.Threshold}, r.opts.TrustDir)
+				if s.Doc == DocTargets {
+					err = fmt.Errorf("%w: the trust dir %s (and any inserted YubiKey) holds too few of the repository keys: import them, or sign in steps (signet ceremony)", signed.ErrInsufficientSignatures{FoundKeys: len(s.Valid), NeededKeys: s.Threshold}, r.opts.TrustDir)
+				}
+				return fmt.Errorf("sign %s of %s (%s): %w", p.What(), r.gun, s.Name, err)
+			}
+		}
+	}
+	return r.PublishProposal(ctx, p, sigs)
+}
+
+// RotateTargets replaces the repository (targets) keys, for a key that
+// is lost or compromised: new keys (one made in the trust dir, or keyIDs,
+// repository keys the trust dir or a YubiKey holds; threshold k, 0 for
+// 1) are named by a new root version signed by the existing root keys,
+// and the current targets, as the engine verified them, are signed again
+// with the new keys and uploaded with that root in one publish; the
+// trust server then signs snapshot and timestamp. Delegations keep their
+// own keys and signatures. The old key signs nothing any more: the trust
+// server refuses targets signed by it. Its key file stays in the trust
+// dir (out.OldKeys): a failed publish must not lose it, and removing it
+// is the user's call. It is the one-shot of a ceremony with --rotate
+// targets.
+func (r *Repo) RotateTargets(ctx context.Context, keyIDs []string, k int) (TargetsRotation, error) {
 	var out TargetsRotation
-	e, err := r.loadEditor(ctx, &EditResult{})
+	if r.keyErr != nil {
+		return out, fmt.Errorf("rotate the repository key of %s: %w", r.gun, r.keyErr)
+	}
+	cur, err := Read(ctx, r.gun.String(), ReadOptions{TrustDir: r.opts.TrustDir, Server: r.opts.Server,
+		Transport: r.opts.Transport, IgnoreExpiry: true})
 	if err != nil {
 		return out, err
 	}
-	rootRole, err := e.repo.GetBaseRole(data.CanonicalRootRole)
-	if err != nil {
-		return out, fmt.Errorf("read the root role of %s: %w", r.gun, err)
+	if tr := cur.Roles[data.CanonicalTargetsRole.String()]; tr != nil {
+		out.OldKeys = slices.Clone(tr.KeyIDs)
 	}
-	if e.holds(rootRole) < rootRole.Threshold {
-		return out, fmt.Errorf("rotate the repository key of %s: %w", r.gun, rootKeyErr(signed.ErrInsufficientSignatures{NeededKeys: rootRole.Threshold}, r.opts.TrustDir))
+	var (
+		keys []data.PublicKey
+		made string
+	)
+	for _, id := range keyIDs {
+		key, err := r.newTargetsKey(id, out.OldKeys)
+		if err != nil {
+			return out, err
+		}
+		keys = append(keys, key)
 	}
-	old, err := e.repo.GetBaseRole(data.CanonicalTargetsRole)
-	if err != nil {
-		return out, fmt.Errorf("read the targets role of %s: %w", r.gun, err)
+	if len(keys) == 0 {
+		key, err := r.cs.Create(data.CanonicalTargetsRole, r.gun, data.ECDSAKey)
+		if err != nil {
+			return out, r.wrap("create a repository key for", err)
+		}
+		keys, made = []data.PublicKey{key}, key.ID()
 	}
-	key, err := r.newTargetsKey(keyID, old)
+	p, err := r.Propose(ctx, Change{TargetsKeys: keys, TargetsThreshold: k})
+	if err == nil {
+		err = r.signAndPublish(ctx, p)
+	}
 	if err != nil {
+		if made != "" {
+			_ = r.cs.RemoveKey(made) // made for this rotation, named by nothing
+		}
 		return out, err
 	}
-	out.OldKeys = old.ListKeyIDs()
-	if err := e.repo.ReplaceBaseKeys(data.CanonicalTargetsRole, key); err != nil {
-		return out, fmt.Errorf("replace the repository key of %s: %w", r.gun, err)
-	}
-	newRoot, err := e.repo.SignRoot(e.repo.Root.Signed.Expires, nil)
-	if err != nil {
-		return out, r.wrap("sign the new root with the root key(s) of", rootKeyErr(err, r.opts.TrustDir))
-	}
-	rootJSON, err := canonicaljson.Marshal(newRoot)
-	if err != nil {
-		return out, fmt.Errorf("encode the new root of %s: %w", r.gun, err)
-	}
-	// The root is already signed: publish signs the targets (dirty since
-	// its keys changed) and, if held here, the snapshot naming both.
-	if err := e.publishWith("publish the new repository key of", map[string][]byte{data.CanonicalRootRole.String(): rootJSON}); err != nil {
-		return out, err
-	}
-	out.RootVersion = e.repo.Root.Signed.Version
-	out.Keys = map[string]string{data.CanonicalTargetsRole.String(): key.ID()}
-	if _, err := Read(ctx, r.gun.String(), ReadOptions{TrustDir: r.opts.TrustDir, Server: r.opts.Server, Transport: r.opts.Transport}); err != nil {
-		return out, fmt.Errorf("root version %d of %s was published, but reading it back failed: %w", out.RootVersion, r.gun, err)
-	}
+	out.RootVersion = p.Version
+	out.Keys = map[string]string{data.CanonicalTargetsRole.String(): p.Rotated[data.CanonicalTargetsRole.String()]}
 	return out, nil
 }
 
@@ -276,16 +293,9 @@ type TargetsRotation struct {
 	OldKeys []string
 }
 
-// newTargetsKey makes a repository key in the trust dir, or takes keyID
-// from it; it must not be one the targets role lists already.
-func (r *Repo) newTargetsKey(keyID string, old data.BaseRole) (data.PublicKey, error) {
-	if keyID == "" {
-		k, err := r.cs.Create(data.CanonicalTargetsRole, r.gun, data.ECDSAKey)
-		if err != nil {
-			return nil, r.wrap("create a repository key for", err)
-		}
-		return k, nil
-	}
+// newTargetsKey takes keyID, a repository key the trust dir (or a
+// YubiKey) holds; it must not be one the targets role lists already.
+func (r *Repo) newTargetsKey(keyID string, old []string) (data.PublicKey, error) {
 	priv, role, err := r.cs.GetPrivateKey(keyID)
 	if err != nil {
 		if perr := r.opts.Passphrases.Err(); perr != nil {
@@ -297,8 +307,8 @@ func (r *Repo) newTargetsKey(keyID string, old data.BaseRole) (data.PublicKey, e
 		return nil, fmt.Errorf("key %s is a %s key: pass a repository key (signet key generate --role targets --gun %s)", keyID, role, r.gun)
 	}
 	key := data.PublicKeyFromPrivate(priv)
-	if slices.Contains(old.ListKeyIDs(), key.ID()) {
-		return nil, fmt.Errorf("key %s already is the repository key of %s: pass a new one, or leave out --targets-key to make one", keyID, r.gun)
+	if slices.Contains(old, key.ID()) {
+		return nil, fmt.Errorf("key %s already is a repository key of %s: pass a new one, or leave out --targets-key to make one", keyID, r.gun)
 	}
 	return key, nil
 }

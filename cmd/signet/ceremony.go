@@ -20,9 +20,10 @@ import (
 func newCeremonyCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ceremony",
-		Short: "Change a repository's root with keys held by several people, signing offline",
+		Short: "Change a repository's root or repository keys with keys held by several people, signing offline",
 		Long: `A key ceremony changes a repository's root (new root keys and a threshold
-K of N, new server-held timestamp/snapshot keys, a new expiry) with keys
+K of N, new server-held timestamp/snapshot keys, a new expiry) and/or its
+targets (new repository keys with a threshold, a new expiry) with keys
 held by different people, on machines that need not be online:
 
   signet ceremony prepare IMAGE --out DIR ...   online: the proposed root
@@ -31,9 +32,11 @@ held by different people, on machines that need not be online:
   signet ceremony publish DIR                   online: upload
 
 DIR is plain files (ceremony.json, root.signed.json, summary.txt,
-signatures/, transcript.log): carry it between machines, review it with
-cat. A new root must be signed by a threshold of the current root's keys
-and a threshold of its own (TUF 5.3.4).`,
+signatures/, transcript.log; targets.signed.json when targets change):
+carry it between machines, review it with cat. A new root must be signed
+by a threshold of the current root's keys and a threshold of its own
+(TUF 5.3.4); new targets by a threshold of the repository keys (the new
+ones, when they change).`,
 	}
 	cmd.AddCommand(newCeremonyPrepareCmd(g), newCeremonySignCmd(g), newCeremonyStatusCmd(), newCeremonyPublishCmd(g), newCeremonyCertCmd(g))
 	return cmd
@@ -52,7 +55,7 @@ func newCeremonyPrepareCmd(g *globalFlags) *cobra.Command {
 		tf      trustFlags
 		out     string
 		ch      publish.CeremonyChange
-		expires string
+		expires []string
 	)
 	cmd := &cobra.Command{
 		Use:   "prepare IMAGE --out DIR",
@@ -65,20 +68,35 @@ publish.
 New root keys: --root-key ID for a key here (its root certificate is made
 now; a YubiKey asks for its PIN), or --root-cert FILE for a certificate a
 key holder made with 'signet ceremony cert'. --threshold K: how many of
-them must sign from now on.`,
+them must sign from now on.
+
+--rotate timestamp|snapshot: the trust server makes a new key (snapshot
+needs --server-managed). --rotate targets: new repository keys, each
+--targets-key a PEM public key file or the ID of a key here (default: one
+made now in this trust dir), --targets-threshold K of them; the current
+targets are signed again by them. --expires root=DURATION and/or
+targets=DURATION set new expiries (targets alone is an offline re-sign of
+the targets by the repository keys).`,
 		Example: `  signet ceremony prepare registry.example.com/team/app --out ./ceremony \
-    --root-cert alice.crt --root-cert bob.crt --root-cert carol.crt --threshold 2`,
+    --root-cert alice.crt --root-cert bob.crt --root-cert carol.crt --threshold 2
+
+  signet ceremony prepare registry.example.com/team/app --out ./ceremony \
+    --rotate targets --targets-key ci-a.pub --targets-key ci-b.pub --targets-threshold 2`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return errors.New("--out DIR is required: a new folder for the ceremony")
 			}
-			if expires != "" {
-				d, err := parseExpiry(expires)
+			for _, e := range expires {
+				role, d, err := parseExpiry(e)
 				if err != nil {
 					return err
 				}
-				ch.RootExpires = d
+				if role == "root" {
+					ch.RootExpires = d
+				} else {
+					ch.TargetsExpires = d
+				}
 			}
 			c, err := tf.config(cmd, g)
 			if err != nil {
@@ -99,22 +117,25 @@ them must sign from now on.`,
 	fl.StringSliceVar(&ch.RootKeys, "root-key", nil, "new root key: a key ID in the trust dir or on an inserted YubiKey (repeatable)")
 	fl.StringSliceVar(&ch.RootCerts, "root-cert", nil, "new root key: a root certificate PEM file (signet ceremony cert) (repeatable)")
 	fl.IntVar(&ch.Threshold, "threshold", 0, "how many root keys must sign (default: kept, or 1 with new keys)")
-	fl.StringSliceVar(&ch.Rotate, "rotate", nil, "move timestamp or snapshot to a new key the trust server makes (repeatable)")
+	fl.StringSliceVar(&ch.Rotate, "rotate", nil, "targets: new repository keys; timestamp, snapshot: a new key the trust server makes (repeatable)")
 	fl.BoolVar(&ch.ServerManaged, "server-managed", false, "with --rotate snapshot: the trust server holds the new snapshot key")
-	fl.StringVar(&expires, "expires", "", "root=DURATION: the new root's lifetime (e.g. root=8760h)")
+	fl.StringSliceVar(&ch.TargetsKeys, "targets-key", nil, "with --rotate targets: a new repository key, a PEM public key file or a key ID here (repeatable; default: make one)")
+	fl.IntVar(&ch.TargetsThreshold, "targets-threshold", 0, "how many repository keys must sign (default: kept, or 1 with new keys)")
+	fl.StringSliceVar(&expires, "expires", nil, "ROLE=DURATION, ROLE root or targets: a new lifetime (e.g. root=87600h, targets=8760h; repeatable)")
 	return cmd
 }
 
-func parseExpiry(s string) (time.Duration, error) {
+// parseExpiry parses --expires ROLE=DURATION (ROLE root or targets).
+func parseExpiry(s string) (role string, d time.Duration, err error) {
 	role, dur, ok := strings.Cut(s, "=")
-	if !ok || role != "root" {
-		return 0, fmt.Errorf("--expires %q: give root=DURATION (e.g. root=87600h); targets expiry is set by signet refresh", s)
+	if !ok || (role != "root" && role != "targets") {
+		return "", 0, fmt.Errorf("--expires %q: give root=DURATION or targets=DURATION (e.g. root=87600h); delegations expire by signet refresh", s)
 	}
-	d, err := time.ParseDuration(dur)
+	d, err = time.ParseDuration(dur)
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("--expires %q: %q is not a positive duration (e.g. 87600h)", s, dur)
+		return "", 0, fmt.Errorf("--expires %q: %q is not a positive duration (e.g. 87600h)", s, dur)
 	}
-	return d, nil
+	return role, d, nil
 }
 
 func newCeremonySignCmd(g *globalFlags) *cobra.Command {
@@ -208,7 +229,7 @@ func printCeremonyStatus(cmd *cobra.Command, dir string) (bool, error) {
 		return false, err
 	}
 	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "\nroot v%d of %s:\n", cer.Proposal.Version, cer.Proposal.GUN)
+	fmt.Fprintf(w, "\n%s of %s:\n", cer.Proposal.What(), cer.Proposal.GUN)
 	for _, s := range st {
 		mark := "MET"
 		if !s.Met() {
@@ -226,9 +247,9 @@ func newCeremonyPublishCmd(g *globalFlags) *cobra.Command {
 	var tf trustFlags
 	cmd := &cobra.Command{
 		Use:   "publish DIR",
-		Short: "Upload a ceremony's new root once its thresholds are met",
+		Short: "Upload a ceremony's new root and/or targets once its thresholds are met",
 		Long: `Check the thresholds, check that the repository has not changed since
-prepare (else prepare again), and upload the new root. The trust server
+prepare (else prepare again), and upload the new root and/or targets. The trust server
 then signs the next snapshot and timestamp. The trust server is the one
 recorded at prepare unless --trust-server is given.`,
 		Args: cobra.ExactArgs(1),
@@ -241,7 +262,7 @@ recorded at prepare unless --trust-server is given.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "published root v%d of %s\n", cer.Proposal.Version, cer.Proposal.GUN)
+			fmt.Fprintf(cmd.OutOrStdout(), "published %s of %s\n", cer.Proposal.What(), cer.Proposal.GUN)
 			return nil
 		},
 	}

@@ -98,20 +98,35 @@ is decrypted with the passphrase for its role and stored encrypted again.`,
 	importCmd.Flags().StringVarP(&importRole, "role", "r", "", "role, if the PEM has no role header")
 	importCmd.Flags().StringVarP(&importGUN, "gun", "g", "", "repository, if the PEM has no gun header")
 
-	var output string
+	var (
+		output string
+		public bool
+	)
 	export := &cobra.Command{
 		Use:   "export KEY-ID",
-		Short: "Export a key, still encrypted, in the PEM format `notary key import` reads",
-		Args:  cobra.ExactArgs(1),
+		Short: "Export a key, still encrypted, in the PEM format `notary key import` reads (--public: its public key)",
+		Long: `Export a key, still encrypted, in the PEM format 'notary key import' reads.
+With --public, write its public key instead (PEM "PUBLIC KEY"; the
+passphrase unlocks the key to derive it): what a key holder hands to
+'signet signer add --key', 'signet delegation add --key' or
+'signet ceremony prepare --targets-key'.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := keyStore(cmd, trustDir)
 			if err != nil {
 				return err
 			}
-			pemBytes, err := s.Export(args[0])
+			export, what, mode := s.Export, "encrypted", os.FileMode(0o600)
+			if public {
+				export, what, mode = s.PublicPEM, "public key", 0o644
+			}
+			pemBytes, err := export(args[0])
 			if err != nil {
 				for _, k := range cardKeys(cmd.ErrOrStderr()) {
 					if k.ID == args[0] {
+						if public {
+							return fmt.Errorf("key %s lives on %s: hand over its certificate instead (signet yubikey generate --cert FILE wrote it; signet ceremony cert makes a root one)", k.ID, k.Location)
+						}
 						return fmt.Errorf("key %s lives on %s and cannot leave it: keep a second YubiKey instead of an export", k.ID, k.Location)
 					}
 				}
@@ -121,14 +136,15 @@ is decrypted with the passphrase for its role and stored encrypted again.`,
 				_, err = cmd.OutOrStdout().Write(pemBytes)
 				return err
 			}
-			if err := os.WriteFile(output, pemBytes, 0o600); err != nil {
+			if err := os.WriteFile(output, pemBytes, mode); err != nil {
 				return fmt.Errorf("write %s: %w", output, err)
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "exported key %s to %s (encrypted)\n", args[0], output)
+			fmt.Fprintf(cmd.ErrOrStderr(), "exported key %s to %s (%s)\n", args[0], output, what)
 			return nil
 		},
 	}
 	export.Flags().StringVarP(&output, "output", "o", "", "file to write (default stdout)")
+	export.Flags().BoolVar(&public, "public", false, "write the public key, not the encrypted private key")
 
 	var yes bool
 	remove := &cobra.Command{

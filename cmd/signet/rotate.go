@@ -13,7 +13,8 @@ func newRotateCmd(g *globalFlags) *cobra.Command {
 	var (
 		tf            trustFlags
 		serverManaged bool
-		targetsKey    string
+		targetsKeys   []string
+		threshold     int
 	)
 	cmd := &cobra.Command{
 		Use:   "rotate IMAGE ROLE...",
@@ -37,9 +38,11 @@ ceremony, for when every key is at hand; with keys held by several
 people, or K-of-N roots, use signet ceremony).
 
 ROLE targets (alone) replaces a lost or compromised repository key: a new
-key in the trust dir (or --targets-key), named by a new root version
-signed by the root keys, and the current targets signed again with it in
-the same publish (see docs/signers.md).`,
+key in the trust dir (or --targets-key, repeatable, with --threshold K of
+them), named by a new root version signed by the root keys, and the
+current targets signed again with them in the same publish (see
+docs/ceremonies.md). With K > 1, every later signature into targets needs
+K of those keys at hand: the trust dir, inserted YubiKeys.`,
 		Example: `  SIGNET_ROOT_PASSPHRASE=... signet rotate registry.example.com/team/app timestamp snapshot --server-managed`,
 		Args:    cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -48,10 +51,10 @@ the same publish (see docs/signers.md).`,
 				return err
 			}
 			if contains(args[1:], "targets") {
-				return rotateTargets(cmd, c, args, targetsKey)
+				return rotateTargets(cmd, c, args, targetsKeys, threshold)
 			}
-			if targetsKey != "" {
-				return fmt.Errorf("--targets-key goes with ROLE targets")
+			if len(targetsKeys) > 0 || threshold != 0 {
+				return fmt.Errorf("--targets-key and --threshold go with ROLE targets; for a K-of-N root, use signet ceremony")
 			}
 			gun, res, err := publish.Rotate(cmd.Context(), c, args[0], args[1:], serverManaged)
 			if err != nil {
@@ -71,20 +74,21 @@ the same publish (see docs/signers.md).`,
 	}
 	tf.register(cmd)
 	cmd.Flags().BoolVar(&serverManaged, "server-managed", false, "the trust server makes and holds the new snapshot key")
-	cmd.Flags().StringVar(&targetsKey, "targets-key", "", "with ROLE targets: the ID of a repository key in the trust dir to use (default: make one)")
+	cmd.Flags().StringSliceVar(&targetsKeys, "targets-key", nil, "with ROLE targets: the ID of a repository key in the trust dir or on a YubiKey (repeatable; default: make one)")
+	cmd.Flags().IntVar(&threshold, "threshold", 0, "with ROLE targets: how many of the new repository keys must sign (default 1)")
 	return cmd
 }
 
 // rotateTargets is 'signet rotate IMAGE targets'.
-func rotateTargets(cmd *cobra.Command, c publish.Config, args []string, keyID string) error {
+func rotateTargets(cmd *cobra.Command, c publish.Config, args []string, keyIDs []string, k int) error {
 	if len(args) != 2 {
 		return fmt.Errorf("rotate targets: rotate it alone (signet rotate %s targets), then the other roles", args[0])
 	}
-	gun, res, err := publish.RotateTargets(cmd.Context(), c, args[0], keyID)
+	gun, res, err := publish.RotateTargets(cmd.Context(), c, args[0], keyIDs, k)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "rotated the targets key of %s to %s (in the trust dir)\n", gun, res.Keys["targets"])
+	fmt.Fprintf(cmd.OutOrStdout(), "rotated the targets key of %s to %s\n", gun, res.Keys["targets"])
 	fmt.Fprintf(cmd.OutOrStdout(), "root version %d names it, signed by the existing root keys; the targets were signed again with it\n", res.RootVersion)
 	for _, id := range res.OldKeys {
 		fmt.Fprintf(cmd.ErrOrStderr(), "signet: note: the old repository key %s stays in the trust dir: signet key remove %s --yes once you no longer need it\n", id, id)

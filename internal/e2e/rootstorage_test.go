@@ -14,6 +14,7 @@ import (
 	"github.com/signet-project/signet/internal/publish"
 	"github.com/signet-project/signet/internal/testservers"
 	"github.com/signet-project/signet/keys"
+	"github.com/signet-project/signet/trust"
 	"github.com/signet-project/signet/trust/ceremony"
 	"github.com/signet-project/signet/trust/server"
 )
@@ -84,7 +85,7 @@ func TestRootBelowThresholdInStorage(t *testing.T) {
 				t.Fatal("the ceremony is publishable; the case needs one that is not")
 			}
 			raw := canonicaljson.RawMessage(cer.Proposal.Signed)
-			rootJSON, _ := canonicaljson.Marshal(&data.Signed{Signed: &raw, Signatures: cer.List()})
+			rootJSON, _ := canonicaljson.Marshal(&data.Signed{Signed: &raw, Signatures: cer.List()[trust.DocRoot]})
 			var check struct {
 				Signed struct{ Version int } `json:"signed"`
 			}

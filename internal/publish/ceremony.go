@@ -21,11 +21,20 @@ type CeremonyChange struct {
 	RootKeys  []string
 	RootCerts []string
 	Threshold int
-	// Rotate are roles (timestamp, snapshot) to move to new server keys.
+	// Rotate are roles to give new keys: timestamp and snapshot move to
+	// new keys the trust server makes; targets to TargetsKeys, or to a
+	// key made now in the trust dir.
 	Rotate        []string
 	ServerManaged bool
-	// RootExpires, if not zero, is the new root's lifetime from now.
-	RootExpires time.Duration
+	// TargetsKeys are the new repository keys: PEM public key files, or
+	// IDs of keys the trust dir or a YubiKey holds. TargetsThreshold is
+	// how many must sign (0: 1).
+	TargetsKeys      []string
+	TargetsThreshold int
+	// RootExpires and TargetsExpires, if not zero, are the new root's
+	// and targets' lifetimes from now.
+	RootExpires    time.Duration
+	TargetsExpires time.Duration
 }
 
 // PrepareCeremony reads image's current trust data and writes the
@@ -39,10 +48,18 @@ func PrepareCeremony(ctx context.Context, c Config, image, dir string, ch Ceremo
 	if err != nil {
 		return nil, err
 	}
-	rc := trust.RootChange{RootThreshold: ch.Threshold}
+	rc := trust.Change{RootThreshold: ch.Threshold, TargetsThreshold: ch.TargetsThreshold}
+	rotateTargets := false
 	for _, r := range ch.Rotate {
 		role := data.RoleName(r)
+		if role == data.CanonicalTargetsRole {
+			rotateTargets = true
+			continue
+		}
 		rc.Rotations = append(rc.Rotations, trust.Rotation{Role: role, ServerManaged: ch.ServerManaged || role == data.CanonicalTimestampRole})
+	}
+	if len(ch.TargetsKeys) > 0 && !rotateTargets {
+		return nil, fmt.Errorf("ceremony for %s: --targets-key goes with --rotate targets", image)
 	}
 	if len(rc.Rotations) > 0 {
 		if err := trust.CheckRotations(rc.Rotations); err != nil {
@@ -67,10 +84,26 @@ func PrepareCeremony(ctx context.Context, c Config, image, dir string, ch Ceremo
 		}
 		rc.RootKeys = append(rc.RootKeys, k)
 	}
-	if ch.RootExpires > 0 {
-		rc.RootExpires = time.Now().Add(ch.RootExpires)
+	if rotateTargets {
+		if rc.TargetsKeys, err = publicKeys(r, ch.TargetsKeys); err != nil {
+			return nil, err
+		}
+		if len(rc.TargetsKeys) == 0 {
+			k, err := r.CryptoService().Create(data.CanonicalTargetsRole, data.GUN(r.GUN()), data.ECDSAKey)
+			if err != nil {
+				return nil, fmt.Errorf("make a new repository key for %s: %w", r.GUN(), err)
+			}
+			rc.TargetsKeys = []data.PublicKey{k}
+		}
 	}
-	p, err := r.ProposeRoot(ctx, rc)
+	now := time.Now()
+	if ch.RootExpires > 0 {
+		rc.RootExpires = now.Add(ch.RootExpires)
+	}
+	if ch.TargetsExpires > 0 {
+		rc.TargetsExpires = now.Add(ch.TargetsExpires)
+	}
+	p, err := r.Propose(ctx, rc)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +136,9 @@ func PublishCeremony(ctx context.Context, c Config, dir, who string) (*ceremony.
 	if err != nil {
 		return nil, err
 	}
+	if err := cer.Proposal.Publishable(cer.List()); err != nil {
+		return cer, err // before any network
+	}
 	if c.Server == "" {
 		c.Server = cer.Proposal.Server
 	}
@@ -114,7 +150,7 @@ func PublishCeremony(ctx context.Context, c Config, dir, who string) (*ceremony.
 	if err != nil {
 		return nil, err
 	}
-	if err := r.PublishRoot(ctx, cer.Proposal, cer.List()); err != nil {
+	if err := r.PublishProposal(ctx, cer.Proposal, cer.List()); err != nil {
 		return cer, err
 	}
 	return cer, cer.Published(who, time.Now())

@@ -16,6 +16,7 @@ import (
 
 	"github.com/signet-project/signet/internal/testkeys"
 	"github.com/signet-project/signet/internal/testservers"
+	"github.com/signet-project/signet/trust"
 	"github.com/signet-project/signet/trust/ceremony"
 )
 
@@ -146,7 +147,7 @@ func TestCeremonyTwoOfThree(t *testing.T) {
 	// The trust server refuses it too, uploaded directly.
 	cer, _ := ceremony.Load(dir2)
 	raw := canonicaljson.RawMessage(cer.Proposal.Signed)
-	rootJSON, _ := canonicaljson.Marshal(&data.Signed{Signed: &raw, Signatures: cer.List()})
+	rootJSON, _ := canonicaljson.Marshal(&data.Signed{Signed: &raw, Signatures: cer.List()[trust.DocRoot]})
 	if code, body := upload(t, server, gun, rootJSON); code < 400 {
 		t.Fatalf("server took a root below threshold: %d %s", code, body)
 	}

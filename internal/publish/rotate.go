@@ -67,7 +67,7 @@ func rotateRootKey(ctx context.Context, t *trust.Repo, rots []trust.Rotation) (t
 	if err != nil {
 		return res, err
 	}
-	p, err := t.ProposeRoot(ctx, trust.RootChange{RootKeys: []data.PublicKey{cert}, Rotations: rots})
+	p, err := t.Propose(ctx, trust.Change{RootKeys: []data.PublicKey{cert}, Rotations: rots})
 	if err != nil {
 		return res, err
 	}
@@ -75,7 +75,7 @@ func rotateRootKey(ctx context.Context, t *trust.Repo, rots []trust.Rotation) (t
 	if err != nil {
 		return res, err
 	}
-	if err := t.PublishRoot(ctx, p, sigs); err != nil {
+	if err := t.PublishProposal(ctx, p, sigs); err != nil {
 		return res, err
 	}
 	keys := map[string]string{data.CanonicalRootRole.String(): cert.ID()}

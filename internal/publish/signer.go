@@ -136,15 +136,16 @@ func DelegationList(ctx context.Context, c Config, image string) (gun string, _ 
 	return gun, trust.Delegations(res), nil
 }
 
-// RotateTargets replaces the repository (targets) key of image's
-// repository with a new key in the trust dir, or keyID, and signs the
-// current targets again with it (see trust.Repo.RotateTargets).
-func RotateTargets(ctx context.Context, c Config, image, keyID string) (gun string, res trust.TargetsRotation, err error) {
+// RotateTargets replaces the repository (targets) keys of image's
+// repository with a new key in the trust dir, or keyIDs (k of them must
+// sign; 0 for 1), and signs the current targets again with them (see
+// trust.Repo.RotateTargets).
+func RotateTargets(ctx context.Context, c Config, image string, keyIDs []string, k int) (gun string, res trust.TargetsRotation, err error) {
 	t, err := c.openUntagged(ctx, image)
 	if err != nil {
 		return "", res, err
 	}
-	res, err = t.RotateTargets(ctx, keyID)
+	res, err = t.RotateTargets(ctx, keyIDs, k)
 	return t.GUN(), res, err
 }
 

@@ -63,7 +63,11 @@ func TestRotateTargets(t *testing.T) {
 				}
 				keyID = info.ID
 			}
-			gun, res, err := RotateTargets(ctx, c, repo, keyID)
+			var ids []string
+			if keyID != "" {
+				ids = []string{keyID}
+			}
+			gun, res, err := RotateTargets(ctx, c, repo, ids, 0)
 			if err != nil {
 				t.Fatalf("rotate targets: %v", err)
 			}
@@ -127,6 +131,22 @@ func targetsKey(t *testing.T, c Config, repo string) string {
 // could without signet.
 func uploadTargetsSignedBy(t *testing.T, c Config, server, gun, keyID string) ([]byte, error) {
 	t.Helper()
+	ks, err := trustmanager.NewKeyFileStore(c.TrustDir, c.Passphrases.PassRetriever())
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, _, err := cryptoservice.NewCryptoService(ks).GetPrivateKey(keyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uploadTargetsSignedWith(t, c, server, gun, data.PublicKeyFromPrivate(priv))
+}
+
+// uploadTargetsSignedWith is uploadTargetsSignedBy with the public key
+// root lists (a certificate, for a key from one), whose private key c's
+// trust dir holds.
+func uploadTargetsSignedWith(t *testing.T, c Config, server, gun string, pub data.PublicKey) ([]byte, error) {
+	t.Helper()
 	resp, err := http.Get(server + "/v2/" + gun + "/_trust/tuf/targets.json")
 	if err != nil {
 		t.Fatal(err)
@@ -155,11 +175,7 @@ func uploadTargetsSignedBy(t *testing.T, c Config, server, gun, keyID string) ([
 		t.Fatal(err)
 	}
 	cs := cryptoservice.NewCryptoService(ks)
-	priv, _, err := cs.GetPrivateKey(keyID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := signed.Sign(cs, sg, []data.PublicKey{data.PublicKeyFromPrivate(priv)}, 1, nil); err != nil {
+	if err := signed.Sign(cs, sg, []data.PublicKey{pub}, 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	b, err := canonicaljson.Marshal(sg)
@@ -197,15 +213,27 @@ func TestRotateTargetsRefuses(t *testing.T) {
 		name  string
 		c     Config
 		keyID string
+		k     int
 		want  string
 	}{
-		{"a root key", c, rootKey, "is a root key: pass a repository key"},
-		{"a key not in the trust dir", c, strings.Repeat("0", 64), "not in " + c.TrustDir},
-		{"the current key", c, targetsKey(t, c, repo), "already is the repository key"},
-		{"no root key in the trust dir", testConfig(t, server), "", "holds too few of the root keys"},
+		{"a root key", c, rootKey, 0, "is a root key: pass a repository key"},
+		{"a key not in the trust dir", c, strings.Repeat("0", 64), 0, "not in " + c.TrustDir},
+		{"the current key", c, targetsKey(t, c, repo), 0, "already is a repository key"},
+		{"no root key in the trust dir", testConfig(t, server), "", 0, "holds too few of the root keys"},
+		{"a threshold above the keys", c, "", 2, "targets threshold 2 of " + strings.TrimPrefix(repo, "http://") + ": only 1 targets keys"},
+		{"a threshold below 1", c, "", -1, "give a threshold of 1 or more"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := RotateTargets(ctx, tc.c, repo, tc.keyID)
+			var ids []string
+			if tc.keyID != "" {
+				ids = []string{tc.keyID}
+			}
+			before := len(keyIDs(t, tc.c))
+			_, _, err := RotateTargets(ctx, tc.c, repo, ids, tc.k)
+			wantErr(t, err, tc.want)
+			if after := len(keyIDs(t, tc.c)); after != before {
+				t.Errorf("a refused rotation left %d keys in the trust dir, had %d", after, before)
+			}
 			wantErr(t, err, tc.want)
 		})
 	}
@@ -227,4 +255,18 @@ func rootVersion(t *testing.T, c Config, repo string) int {
 		t.Fatal(err)
 	}
 	return res.Roles["root"].Version
+}
+
+// keyIDs lists the key IDs of c's trust dir.
+func keyIDs(t *testing.T, c Config) []string {
+	t.Helper()
+	s, err := keys.Open(c.TrustDir, c.Passphrases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, k := range s.List() {
+		out = append(out, k.ID)
+	}
+	return out
 }

@@ -46,6 +46,7 @@ const rootPass = "root passphrase"
 // cached the old root, lists the repository; signet verify and a proxy
 // pinned to the old root's certificate serve the signed tag.
 func TestCeremonyOnThreeYubiKeys(t *testing.T) {
+	pivsimtest.VPCDAddr(t) // before the subtests: without vpcd the whole test skips (or fails in CI)
 	bin := buildSignetWithPCSC(t)
 	reg := testservers.Registry(t)
 	server, down := testservers.SwitchableTrustServer(t)
