@@ -27,6 +27,7 @@ import (
 	"github.com/theupdateframework/notary/tuf/signed"
 
 	"github.com/signet-project/signet/keys"
+	"github.com/signet-project/signet/trust/verify"
 )
 
 // ReleasesRole is the delegation Docker reads first.
@@ -322,6 +323,8 @@ type SignResult struct {
 	Initialized bool
 	// Roles are the roles the targets were signed into.
 	Roles []string
+	// Notes say what else was done, e.g. a delegation started again.
+	Notes []string
 }
 
 // Sign signs targets into the roles docker would and publishes once. A
@@ -345,6 +348,11 @@ func (r *Repo) Sign(ctx context.Context, targets []Target) (SignResult, error) {
 			return false, err
 		}
 		res.Initialized = created
+		if !created {
+			if res.Notes, err = r.restartStale(ctx, targets); err != nil {
+				return false, err
+			}
+		}
 		return created, r.stageAndPublish(ctx, targets, &res)
 	})
 	return res, err
@@ -540,4 +548,58 @@ func (r *Repo) unlockFor(role data.RoleName) error {
 		lastErr = fmt.Errorf("no key for %s in %s", role, r.opts.TrustDir)
 	}
 	return r.wrap("unlock the "+role.String()+" key of", lastErr)
+}
+
+// restartStale starts again each delegation the tags would be signed
+// into whose metadata on the server is signed only by keys it no longer
+// lists (a signer removed by a tool that did not sign it again: docker
+// trust signer remove, the notary CLI), when this trust dir holds enough
+// of the keys it does list: empty, above the old version, signed by
+// them, in a publish of its own. notary's client would otherwise rebuild
+// it from version 1, which the server refuses as a version conflict.
+// Nothing of the old file is kept: it was not valid under the role's
+// keys, and readers already deny what it lists. The returned notes say
+// what was restarted. A read that fails is left to the signing that
+// follows, which reads and verifies again.
+func (r *Repo) restartStale(ctx context.Context, targets []Target) ([]string, error) {
+	res, err := Read(ctx, r.gun.String(), ReadOptions{TrustDir: r.opts.TrustDir, Server: r.opts.Server,
+		Transport: r.opts.Transport, AllDelegations: true, IgnoreExpiry: true})
+	if err != nil {
+		return nil, nil
+	}
+	var stale []data.RoleName
+	for _, d := range Delegations(res) {
+		ro := res.Roles[d.Role]
+		if d.Status != verify.RoleFailed || ro == nil || ro.Err == nil || ro.Err.Reason != verify.ReasonSignature ||
+			path.Dir(d.Role) != data.CanonicalTargetsRole.String() || !signsAny(d.Paths, targets) {
+			continue
+		}
+		stale = append(stale, data.RoleName(d.Role))
+	}
+	if len(stale) == 0 {
+		return nil, nil
+	}
+	var out EditResult
+	err = r.edit(ctx, "start again", &out, func(e *editor) error {
+		for _, role := range stale {
+			if dr, ok := e.delegation(role); ok && e.holds(dr.BaseRole) >= dr.Threshold {
+				e.touched[role] = true
+			}
+		}
+		return nil
+	}, func(role data.RoleName) string { return "sign where enough of " + role.String() + "'s keys are" })
+	return out.Notes, err
+}
+
+// signsAny reports whether a delegation with paths may sign one of the
+// targets ("" is every tag).
+func signsAny(paths []string, targets []Target) bool {
+	for _, t := range targets {
+		for _, p := range paths {
+			if strings.HasPrefix(t.Tag, p) {
+				return true
+			}
+		}
+	}
+	return false
 }

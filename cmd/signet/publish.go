@@ -117,6 +117,15 @@ func printSigned(w io.Writer, signed []publish.Signed) {
 			break
 		}
 	}
+	noted := map[string]bool{}
+	for _, s := range signed {
+		for _, n := range s.Notes {
+			if !noted[s.GUN+n] {
+				noted[s.GUN+n] = true
+				fmt.Fprintf(w, "%s: %s\n", s.GUN, n)
+			}
+		}
+	}
 	for _, s := range signed {
 		fmt.Fprintf(w, "signed %s %s (%d bytes) into %s\n", s.Image, s.Digest, s.Size, strings.Join(s.Roles, ", "))
 	}

@@ -97,6 +97,8 @@ type Signed struct {
 	Size   int64
 	Roles  []string
 	Init   bool
+	// Notes say what else signing did (a delegation started again).
+	Notes []string
 }
 
 // ParseDigest parses "sha256:<64 hex>".
@@ -175,7 +177,7 @@ func Sign(ctx context.Context, c Config, reqs []Request) ([]Signed, error) {
 			return out, err
 		}
 		for i, t := range g.targets {
-			out = append(out, Signed{Image: g.images[i], GUN: gun, Tag: t.Tag, Digest: "sha256:" + hex.EncodeToString(t.SHA256), Size: t.Size, Roles: res.Roles, Init: res.Initialized})
+			out = append(out, Signed{Image: g.images[i], GUN: gun, Tag: t.Tag, Digest: "sha256:" + hex.EncodeToString(t.SHA256), Size: t.Size, Roles: res.Roles, Init: res.Initialized, Notes: res.Notes})
 		}
 	}
 	return out, nil

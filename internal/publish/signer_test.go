@@ -17,6 +17,7 @@ import (
 	"github.com/signet-project/signet/internal/testtuf"
 	"github.com/signet-project/signet/keys"
 	"github.com/signet-project/signet/trust"
+	"github.com/signet-project/signet/trust/verify"
 )
 
 // giveKey makes a signer key pair: the private key goes into c's trust
@@ -514,4 +515,55 @@ func TestSignerAddToDisabledReleases(t *testing.T) {
 	wantDenied(t, testConfig(t, server), repo+":v2", "not signed")
 	sign(t, bob, repo+":v3")
 	wantVerified(t, testConfig(t, server), repo+":v3", "targets/releases")
+}
+
+// TestSignAfterRemovalElsewhere: alice is removed from targets/releases
+// by a tool that does not sign it again (the notary CLI, as docker trust
+// signer remove does), so the server's targets/releases is signed only
+// by a key it no longer lists. Bob's signet sign starts it again: empty
+// above the old version, signed by bob, then his tag; it says so; the
+// tags alice and bob signed before stay denied (nothing in that file was
+// valid any more), the tag in targets stays served.
+func TestSignAfterRemovalElsewhere(t *testing.T) {
+	reg := testservers.Registry(t)
+	server := testservers.TrustServer(t)
+	ctx := context.Background()
+	admin, alice, bob := testConfig(t, server), testConfig(t, server), testConfig(t, server)
+	repo := reg + "/team/elsewhere"
+	for _, tag := range []string{"v1", "v2", "v3", "v4"} {
+		testservers.PushRandom(t, repo+":"+tag)
+	}
+	sign(t, admin, repo+":v1")
+	aliceCert := giveKey(t, alice, "targets/alice")
+	for name, cert := range map[string]string{"alice": aliceCert, "bob": giveKey(t, bob, "targets/bob")} {
+		if _, err := SignerAdd(ctx, admin, name, []string{cert}, []string{repo}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sign(t, bob, repo+":v2")
+	sign(t, alice, repo+":v3")
+	// notary names a key by its canonical ID (of the key, not of its
+	// certificate), as docker trust signer remove does.
+	delegationKeyOf(t, delegation(t, admin, repo, "targets/releases"), aliceCert)
+	notary(t, admin.TrustDir, server, "delegation", "remove", repo, "targets/releases", onlyKey(t, alice))
+	notary(t, admin.TrustDir, server, "publish", repo)
+	if d := delegation(t, testConfig(t, server), repo, "targets/releases"); d.Status != verify.RoleFailed {
+		t.Fatalf("targets/releases after the removal: %+v, want failed", d)
+	}
+
+	res, err := Sign(ctx, bob, []Request{{Image: repo + ":v4"}})
+	if err != nil {
+		t.Fatalf("bob signs after alice's removal elsewhere: %v", err)
+	}
+	if notes := strings.Join(res[0].Notes, "\n"); !strings.Contains(notes, "targets/releases held metadata signed by removed keys: it starts again empty") {
+		t.Errorf("sign notes %q, want the restart of targets/releases said", notes)
+	}
+	wantVerified(t, testConfig(t, server), repo+":v4", "targets/releases")
+	wantVerified(t, testConfig(t, server), repo+":v1", "targets")
+	for _, tag := range []string{"v2", "v3"} {
+		wantDenied(t, testConfig(t, server), repo+":"+tag, "not signed")
+	}
+	if out := notary(t, t.TempDir(), server, "list", repo); !strings.Contains(out, "v4") {
+		t.Fatalf("notary list:\n%s", out)
+	}
 }
