@@ -163,6 +163,10 @@ func TestCeremonyOnThreeYubiKeys(t *testing.T) {
 	if _, err := remote.Get(ref); err != nil {
 		t.Fatalf("pinned proxy after the ceremony: %v", err)
 	}
+	log, _ = os.ReadFile(filepath.Join(dir, "transcript.log"))
+	if !strings.Contains(string(log), "published root v2") {
+		t.Errorf("transcript.log lacks the publish:\n%s", log)
+	}
 	t.Logf("ceremony transcript:\n%s\ntranscript.log:\n%s", transcript.String(), log)
 }
 
