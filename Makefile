@@ -37,6 +37,7 @@ FUZZ_TARGETS := \
 	./registry/proxy:FuzzLoadFile \
 	./registry/proxy:FuzzParseRequest \
 	./registry/proxy:FuzzCheckRequest \
+	./registry/proxy:FuzzNextPage \
 	./trust/server:FuzzParseRoute \
 	./trust/server:FuzzReadUpdate \
 	./trust/server:FuzzReadImport \

@@ -7,6 +7,11 @@
 #                          compatibility tests (signet against real notary).
 #   benchstat              golang.org/x/perf (pinned pseudo-version), used by
 #                          bench/run.sh.
+#   oci-conformance        github.com/opencontainers/distribution-spec/conformance
+#                          (pinned pseudo-version): the OCI distribution-spec
+#                          conformance suite, run against the proxy by
+#                          internal/conformance. Its package builds a binary
+#                          named "conformance"; it is installed under this name.
 #   postgresql (Debian)    the PostgreSQL server, started for the tests by
 #                          scripts/start-postgres.sh. Installed only when
 #                          running as root and no server is found; set
@@ -44,6 +49,11 @@ NOTARY_VERSION="v0.7.0"
 PERF_VERSION="v0.0.0-20260908200009-22c9c6c9d4da" # golang.org/x/perf, 2026-09-08
 
 GGCR_VERSION="v0.22.1" # github.com/google/go-containerregistry, as go.mod requires
+# github.com/opencontainers/distribution-spec/conformance, 2026-08-31. Its
+# go.mod has no replace directives, so `go install pkg@version` builds it;
+# the suite's README prefers `go build` of its main package to the older
+# `go test -c`, which it reports as deprecated.
+CONFORMANCE_VERSION="v0.0.0-20260831232431-97274622c111"
 
 NOTARY_MOD="github.com/theupdateframework/notary"
 NOTARY_LDFLAGS="-X ${NOTARY_MOD}/version.NotaryVersion=${NOTARY_VERSION#v}"
@@ -133,6 +143,23 @@ go_install() { # name pkg@version [go build flags...]
 	record "$name" "$target"
 }
 
+# install_renamed NAME pkg@version: go_install for a package whose binary
+# name (the last element of its path) is not NAME.
+install_renamed() {
+	local name="$1" target="$2" built tmp
+	built="$(basename "${target%@*}")"
+	if is_current "$name" "$target"; then
+		log "$name: $target already installed"
+		return
+	fi
+	log "$name: building $target with $GO_VERSION"
+	tmp="$(mktemp -d "$TOOLS/gobin.XXXXXX")"
+	GOBIN="$tmp" GOFLAGS='' GOTOOLCHAIN=local go install "$target"
+	mv -f "$tmp/$built" "$BIN/$name"
+	rmdir "$tmp"
+	record "$name" "$target"
+}
+
 main() {
 	mkdir -p "$BIN"
 	install_debian_packages
@@ -142,6 +169,8 @@ main() {
 	go_install benchstat "golang.org/x/perf/cmd/benchstat@${PERF_VERSION}"
 	# crane: a real OCI client for the proxy's end-to-end tests.
 	CGO_ENABLED=0 go_install crane "github.com/google/go-containerregistry/cmd/crane@${GGCR_VERSION}"
+	# oci-conformance: the OCI conformance suite, run against the proxy.
+	CGO_ENABLED=0 install_renamed oci-conformance "github.com/opencontainers/distribution-spec/conformance@${CONFORMANCE_VERSION}"
 
 	log "tools in $BIN:"
 	sed 's/^/  /' "$STAMP" >&2

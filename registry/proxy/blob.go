@@ -4,33 +4,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 )
 
+// serveBlob answers a blob the trust data reaches (decideBlob), hashed
+// as it streams from the upstream; in warn mode a denied one is passed
+// through, with a Warning.
 func (p *Proxy) serveBlob(ctx context.Context, w http.ResponseWriter, r *http.Request, req request, rr repoRef) {
-	if !digestRe.MatchString(req.ref) {
-		writeError(w, http.StatusBadRequest, "DIGEST_INVALID", fmt.Sprintf("blob reference %q is not sha256:<64 hex>", req.ref))
-		return
-	}
-	// Every request is decided against the current trust data (cached
-	// by the refresher): a digest learned from older data is forgotten
-	// once the data changes.
-	res, err := p.trustResult(ctx, rr)
-	if err == nil {
-		p.allowed.observe(rr.gun, res.TimestampVersion)
-	}
-	if err == nil && !p.allowed.has(rr.gun, req.ref) {
-		var ok bool
-		ok, err = p.reachable(ctx, rr, res, req.ref)
-		if err == nil && !ok {
-			err = &denial{image: rr.gun + "@" + req.ref, reason: "blob not referenced by a signed manifest", rule: rr.rule.name()}
-		}
-	}
-	if err != nil {
+	if err := p.decideBlob(ctx, rr, req.ref); err != nil {
 		if rr.rule.Mode == ModeWarn && isDenial(err) {
 			p.passThrough(w, r, req, rr, "blobs", err.Error())
 			return
@@ -47,17 +31,17 @@ func (p *Proxy) serveBlob(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		status := http.StatusBadGateway
+		status, code := http.StatusBadGateway, ""
 		if resp.StatusCode == http.StatusNotFound {
-			status = http.StatusNotFound
+			status, code = http.StatusNotFound, "BLOB_UNKNOWN"
 		}
-		p.fail(w, r, req, &upstreamError{status: status, msg: fmt.Sprintf("upstream %s answered %s for blob %s of %s", rr.up.URL, resp.Status, req.ref, rr.gun)})
+		p.fail(w, r, req, &upstreamError{status: status, code: code, msg: fmt.Sprintf("upstream %s answered %s for blob %s of %s", rr.up.URL, resp.Status, req.ref, rr.gun)})
 		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Docker-Content-Digest", req.ref)
-	h.Set("Docker-Distribution-API-Version", "registry/2.0")
+	h.Set("ETag", `"`+req.ref+`"`)
 	if r.Method == http.MethodHead {
 		if v := resp.Header.Get("Content-Length"); v != "" {
 			h.Set("Content-Length", v)
@@ -107,19 +91,4 @@ func (p *Proxy) serveSmallBlob(w http.ResponseWriter, r *http.Request, req reque
 	p.metrics.decisions.WithLabelValues("allow", "referenced").Inc()
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.Write(body) //nolint:errcheck // client went away
-}
-
-func (p *Proxy) serveTags(ctx context.Context, w http.ResponseWriter, r *http.Request, req request, rr repoRef) {
-	res, err := p.trustResult(ctx, rr)
-	if err != nil {
-		p.fail(w, r, req, err)
-		return
-	}
-	// Only signed tags are listed: the proxy serves nothing else.
-	tags := signedTagNames(res, rr.rule)
-	if tags == nil {
-		tags = []string{}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{"name": req.name, "tags": tags}) //nolint:errcheck
 }

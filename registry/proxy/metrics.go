@@ -43,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "signet_proxy_decisions_total", Help: "Proxy decisions by outcome (allow, deny, warn, error) and reason.",
 		}, []string{"decision", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "signet_proxy_request_duration_seconds", Help: "Proxy request latency by kind (manifests, blobs, tags).",
+			Name: "signet_proxy_request_duration_seconds", Help: "Proxy request latency by kind (manifests, blobs, tags, referrers, ping).",
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
 		}, []string{"kind"}),
 		refresh: prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -4,12 +4,34 @@
 // upstream by that digest and checked byte for byte; digests are served
 // only if signed, or children of a signed index, or blobs of a served
 // manifest. Every error path denies.
+//
+// The files follow one pull from top to bottom:
+//
+//	proxy.go       Options, New, Handler; ServeHTTP runs the steps below
+//	request.go     1. parse the path (name, kind, reference, tags page)
+//	               and check it against the grammar, before any rule
+//	route.go       2. route the name to an upstream, a GUN and a policy rule
+//	trust.go       3. the repository's verified trust data, and what it signs
+//	decide.go      4. decide: a tag by its signed digest, a digest if the
+//	               trust data reaches it (trustcache.go remembers what
+//	               does); which tags and referrers a list shows, per mode
+//	fetch.go       5. fetch from the upstream: manifests by digest, their
+//	               bytes checked (and kept in memory), and the upstream's
+//	               tags and referrers lists; redirect.go: which upstream
+//	               redirects are followed
+//	serve.go       6. answer manifests, tags lists (paged), referrers and
+//	               pass-through requests;
+//	blob.go        blobs, hashed while they stream (stream.go)
+//	respond.go     7. denials, errors and the audit line
+//
+// Set up once, not per request: policy.go (rules), config.go (the policy
+// file), upstream.go (upstreams and their credentials), trustca.go (TLS
+// to trust servers), metrics.go and status.go.
 package proxy
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -184,37 +206,19 @@ func (p *Proxy) Handler() http.Handler {
 	})
 }
 
-// request is a parsed distribution API request.
-type request struct {
-	name string // repository name as the client gave it
-	kind string // "manifests", "blobs", "tags"
-	ref  string // tag or digest
-}
-
-func parseRequest(p string) (request, bool) {
-	rest, ok := strings.CutPrefix(p, "/v2/")
-	if !ok {
-		return request{}, false
-	}
-	if strings.HasSuffix(rest, "/tags/list") {
-		return request{name: strings.TrimSuffix(rest, "/tags/list"), kind: "tags"}, true
-	}
-	for _, kind := range []string{"manifests", "blobs"} {
-		if i := strings.LastIndex(rest, "/"+kind+"/"); i > 0 {
-			return request{name: rest[:i], kind: kind, ref: rest[i+len(kind)+2:]}, true
-		}
-	}
-	return request{}, false
-}
-
-// ServeHTTP answers the distribution API for pulls.
+// ServeHTTP answers the distribution API for pulls. The steps, in order:
+// parse and check the request (request.go), route it to an upstream and
+// a rule (route.go), then serve it by kind under the rule's mode: the
+// trust data (trust.go) decides (decide.go) what is fetched from the
+// upstream (fetch.go) and served (serve.go, blob.go).
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	kind := "other"
 	defer func() { p.metrics.duration.WithLabelValues(kind).Observe(time.Since(start).Seconds()) }()
+	// Every answer names the API, whatever the upstream sent.
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	if r.URL.Path == "/v2/" || r.URL.Path == "/v2" {
 		kind = "ping"
-		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, "{}")
 		return
@@ -227,11 +231,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	kind = req.kind
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		p.metrics.decisions.WithLabelValues("deny", "push").Inc()
+		w.Header().Set("Allow", "GET, HEAD")
 		writeError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "signet proxy serves pulls only: push to the registry itself")
 		return
 	}
 	// The name and reference are checked before any rule is matched.
-	if bad := p.checkRequest(r, req); bad != nil {
+	bad := p.checkRequest(r, req)
+	if bad == nil && req.kind == "tags" {
+		req.page, bad = parsePage(r.URL.Query())
+	}
+	if bad != nil {
 		p.metrics.decisions.WithLabelValues("deny", strings.ToLower(bad.code)).Inc()
 		p.audit(r, req, "deny", bad.msg, "", "")
 		writeError(w, http.StatusBadRequest, bad.code, bad.msg)
@@ -244,85 +253,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, req, err)
 		return
 	}
-	if rr.rule.Mode == ModeAllow {
-		p.passThrough(w, r, req, rr, req.kind, "allow-listed repository")
-		return
-	}
-	switch req.kind {
-	case "manifests":
-		p.serveManifest(ctx, w, r, req, rr)
-	case "blobs":
-		p.serveBlob(ctx, w, r, req, rr)
-	case "tags":
-		p.serveTags(ctx, w, r, req, rr)
-	}
-}
-
-// denial is a decision not to serve.
-type denial struct {
-	image  string
-	reason string
-	rule   string
-}
-
-func (d *denial) Error() string {
-	if d.rule != "" {
-		return fmt.Sprintf("%s: %s (policy rule %q)", d.image, d.reason, d.rule)
-	}
-	return fmt.Sprintf("%s: %s", d.image, d.reason)
-}
-
-// upstreamError is an infrastructure failure (502/503).
-type upstreamError struct {
-	status int
-	msg    string
-}
-
-func (e *upstreamError) Error() string { return e.msg }
-
-// fail answers an error: denials 403 DENIED, infrastructure 502/503.
-func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, req request, err error) {
-	var d *denial
-	var ue *upstreamError
 	switch {
-	case errors.As(err, &d):
-		p.metrics.decisions.WithLabelValues("deny", short(d.reason)).Inc()
-		p.audit(r, req, "deny", d.reason, d.rule, "")
-		writeError(w, http.StatusForbidden, "DENIED", d.Error())
-	case errors.As(err, &ue):
-		p.metrics.decisions.WithLabelValues("error", "upstream").Inc()
-		p.audit(r, req, "error", ue.msg, "", "")
-		writeError(w, ue.status, "UNAVAILABLE", ue.msg)
-	default:
-		p.metrics.decisions.WithLabelValues("error", "internal").Inc()
-		p.audit(r, req, "error", err.Error(), "", "")
-		writeError(w, http.StatusBadGateway, "UNAVAILABLE", err.Error())
+	case req.kind == "tags":
+		p.serveTags(ctx, w, r, req, rr)
+	case req.kind == "referrers":
+		p.serveReferrers(ctx, w, r, req, rr)
+	case rr.rule.Mode == ModeAllow:
+		p.passThrough(w, r, req, rr, req.kind, "allow-listed repository")
+	case req.kind == "manifests":
+		p.serveManifest(ctx, w, r, req, rr)
+	case req.kind == "blobs":
+		p.serveBlob(ctx, w, r, req, rr)
 	}
-}
-
-// short maps a reason to a metric label.
-func short(reason string) string {
-	for _, k := range []string{"not signed", "no policy", "trust data", "does not match", "not referenced", "signers disagree", "expired", "unreachable", "invalid repository name"} {
-		if strings.Contains(reason, k) {
-			return strings.ReplaceAll(k, " ", "_")
-		}
-	}
-	return "other"
-}
-
-func (p *Proxy) audit(r *http.Request, req request, decision, reason, rule, digest string) {
-	p.log.LogAttrs(r.Context(), slog.LevelInfo, "decision",
-		slog.String("decision", decision), slog.String("client", r.RemoteAddr),
-		slog.String("method", r.Method), slog.String("name", req.name),
-		slog.String("kind", req.kind), slog.String("ref", req.ref),
-		slog.String("digest", digest), slog.String("rule", rule), slog.String("reason", reason))
-}
-
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, "{\"errors\":[{\"code\":%q,\"message\":%q}]}\n", code, msg)
 }
 
 // withTimeout bounds upstream and trust calls of one request.

@@ -92,7 +92,7 @@ func newEnv(t testing.TB, mutate func(*Options)) *env {
 func newEnvWrapped(t testing.TB, wrap func(http.Handler) http.Handler, mutate func(*Options)) *env {
 	t.Helper()
 	e := &env{t: t, tamper: &tamper{}, now: time.Now()}
-	var upstream http.Handler = e.tamper.wrap(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	var upstream http.Handler = e.tamper.wrap(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)), ggcrregistry.WithReferrersSupport(true)))
 	if wrap != nil {
 		upstream = wrap(upstream)
 	}

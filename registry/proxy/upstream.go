@@ -93,25 +93,6 @@ func newUpstream(u Upstream) (*upstream, error) {
 	return &upstream{Upstream: u, base: base, reg: reg, gunHost: host}, nil
 }
 
-// upstreams routes a client's repository name to an upstream.
-type upstreams struct {
-	list     []*upstream
-	fallback *upstream
-}
-
-// route returns the upstream, the repository in it and the GUN.
-func (us upstreams) route(nameInProxy string) (*upstream, string, string, bool) {
-	for _, u := range us.list {
-		if rest, ok := strings.CutPrefix(nameInProxy, u.Prefix+"/"); ok && rest != "" {
-			return u, rest, u.gunHost + "/" + rest, true
-		}
-	}
-	if us.fallback != nil {
-		return us.fallback, nameInProxy, us.fallback.gunHost + "/" + nameInProxy, true
-	}
-	return nil, "", "", false
-}
-
 func checkCredentials(u Upstream) error {
 	switch u.Credentials {
 	case "", CredentialsAnonymous, CredentialsDocker:

@@ -1,64 +1,11 @@
 package proxy
 
-import (
-	"container/list"
-	"sync"
-)
+import "sync"
 
-// manifestCache keeps verified manifest bytes by digest, bounded in bytes
-// (least recently used first out). Entries are immutable: a digest names
-// its bytes.
-type manifestCache struct {
-	mu    sync.Mutex
-	max   int64
-	size  int64
-	ll    *list.List
-	items map[string]*list.Element
-}
-
-type cachedManifest struct {
-	digest    string
-	mediaType string
-	body      []byte
-	// refs are the digests it references (index children, config,
-	// layers), parsed once.
-	refs     []string
-	children []string
-}
-
-func newManifestCache(max int64) *manifestCache {
-	return &manifestCache{max: max, ll: list.New(), items: map[string]*list.Element{}}
-}
-
-func (c *manifestCache) get(digest string) (cachedManifest, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.items[digest]
-	if !ok {
-		return cachedManifest{}, false
-	}
-	c.ll.MoveToFront(e)
-	return e.Value.(cachedManifest), true
-}
-
-func (c *manifestCache) put(m cachedManifest) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.items[m.digest]; ok || int64(len(m.body)) > c.max {
-		return
-	}
-	c.items[m.digest] = c.ll.PushFront(m)
-	c.size += int64(len(m.body))
-	for c.size > c.max {
-		e := c.ll.Back()
-		old := e.Value.(cachedManifest)
-		c.ll.Remove(e)
-		delete(c.items, old.digest)
-		c.size -= int64(len(old.body))
-	}
-}
-
-// allowedSet remembers, per GUN, the digests (child manifests, blobs)
+// allowedSet is what the proxy has learned from the verified trust data:
+// it holds digests, never content (the verified trust data itself is
+// cached by trust/verify's Refresher; manifest bytes by manifestCache in
+// fetch.go). It remembers, per GUN, the digests (child manifests, blobs)
 // reachable from verified manifests the proxy served, and for which
 // trust data version a full walk of the signed manifests was done (so a
 // stream of unknown digests cannot make the proxy walk again and again).

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 	"testing"
@@ -74,19 +75,31 @@ func TestNamesCannotWalkOutOfARule(t *testing.T) {
 		{"encoded backslash", "/v2/public/..%5Cteam/unsigned/manifests/v1", "NAME_INVALID"},
 		{"doubled slash", "/v2/public//team/unsigned/manifests/v1", "NAME_INVALID"},
 		{"trailing slash in name", "/v2/public/app//manifests/v1", "NAME_INVALID"},
-		{"trailing slash in reference", "/v2/public/app/manifests/v1/", "TAG_INVALID"},
+		{"trailing slash in reference", "/v2/public/app/manifests/v1/", "MANIFEST_INVALID"},
 		{"dot segment", "/v2/public/./app/manifests/v1", "NAME_INVALID"},
 		{"upper case", "/v2/public/App/manifests/v1", "NAME_INVALID"},
 		{"upper case first component", "/v2/Public/app/manifests/v1", "NAME_INVALID"},
 		{"encoded slash, clean name", "/v2/public%2Fapp/manifests/v1", "NAME_INVALID"},
 		{"encoded letter", "/v2/public/%61pp/manifests/v1", "NAME_INVALID"},
 		{"reference walks back", "/v2/public/app/manifests/..%2F..%2Fteam%2Funsigned%2Fmanifests%2Fv1", "NAME_INVALID"},
-		{"reference with a slash", "/v2/public/app/manifests/v1%2F..", "TAG_INVALID"},
+		{"reference with a slash", "/v2/public/app/manifests/v1%2F..", "MANIFEST_INVALID"},
 		{"blob reference walks back", "/v2/public/app/blobs/..%2F..%2Fteam%2Funsigned%2Fblobs%2F" + d, "NAME_INVALID"},
 		{"blob reference not a digest", "/v2/public/app/blobs/latest", "DIGEST_INVALID"},
 		{"blobs", "/v2/public/..%2Fteam/unsigned/blobs/" + d, "NAME_INVALID"},
 		{"tags list", "/v2/public/..%2Fteam/unsigned/tags/list", "NAME_INVALID"},
 		{"too long", "/v2/public/" + strings.Repeat("a", 250) + "/manifests/v1", "NAME_INVALID"},
+		// A reference that is not a tag nor a digest is refused before
+		// any trust decision; one with a colon is never read as a tag.
+		{"malformed digest", "/v2/public/app/manifests/sha256:totallywrong", "DIGEST_INVALID"},
+		{"short digest", "/v2/public/app/manifests/sha256:" + strings.Repeat("a", 40), "DIGEST_INVALID"},
+		{"upper-case digest", "/v2/public/app/manifests/sha256:" + strings.Repeat("A", 64), "DIGEST_INVALID"},
+		{"unknown algorithm", "/v2/public/app/manifests/md5:" + strings.Repeat("a", 32), "DIGEST_INVALID"},
+		{"tag starting with a dot", "/v2/public/app/manifests/.INVALID", "MANIFEST_INVALID"},
+		{"tag too long", "/v2/public/app/manifests/" + strings.Repeat("a", 129), "MANIFEST_INVALID"},
+		{"blob digest malformed", "/v2/public/app/blobs/sha256:totallywrong", "DIGEST_INVALID"},
+		{"referrers of a tag", "/v2/public/app/referrers/v1", "DIGEST_INVALID"},
+		{"tags page size not a number", "/v2/public/app/tags/list?n=two", "UNSUPPORTED"},
+		{"tags page size negative", "/v2/public/app/tags/list?n=-1", "UNSUPPORTED"},
 	}
 	for _, mode := range []string{ModeAllow, ModeWarn, ModeEnforce} {
 		t.Run(mode, func(t *testing.T) {
@@ -140,4 +153,49 @@ func TestInvalidNameMessage(t *testing.T) {
 	if status != http.StatusBadRequest || !strings.Contains(body, `invalid repository name \"team/App\"`) || !strings.Contains(body, "lower-case") {
 		t.Fatalf("%d %s", status, body)
 	}
+}
+
+func FuzzParseRequest(f *testing.F) {
+	for _, s := range []string{"/v2/a/manifests/v1", "/v2/a/b/blobs/sha256:00", "/v2/a/tags/list", "/v2/manifests/x", "/v2//manifests/", "/v2/a/referrers/sha256:00", "/v2/a/manifests/b/blobs/sha256:00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		req, ok := parseRequest(path)
+		if !ok {
+			return
+		}
+		if req.name == "" && req.kind != "tags" {
+			t.Fatalf("%q parsed with an empty name: %+v", path, req)
+		}
+		switch req.kind {
+		case "manifests", "blobs", "tags", "referrers":
+		default:
+			t.Fatalf("%q: kind %q", path, req.kind)
+		}
+	})
+}
+
+// FuzzCheckRequest: whatever path a client sends, a request that passes
+// the name check names one clean repository, spelled as it was sent.
+func FuzzCheckRequest(f *testing.F) {
+	for _, s := range []string{"/v2/a/manifests/v1", "/v2/public/..%2Fteam/x/manifests/v1", "/v2/a//b/blobs/sha256:00", "/v2/p/%2e%2e/tags/list", "/v2/a%2Fb/manifests/v1"} {
+		f.Add(s)
+	}
+	p := &Proxy{ups: upstreams{fallback: &upstream{gunHost: "reg:5000"}}}
+	f.Fuzz(func(t *testing.T, raw string) {
+		r, err := http.NewRequest(http.MethodGet, "http://proxy"+raw, nil)
+		if err != nil {
+			return
+		}
+		req, ok := parseRequest(r.URL.Path)
+		if !ok || p.checkRequest(r, req) != nil {
+			return
+		}
+		if path.Clean("/"+req.name) != "/"+req.name || strings.Contains(req.name, "..") || strings.ToLower(req.name) != req.name {
+			t.Fatalf("%q accepted with name %q", raw, req.name)
+		}
+		if !strings.HasPrefix(r.URL.EscapedPath(), "/v2/"+req.name+"/") {
+			t.Fatalf("%q accepted with name %q, not as sent", raw, req.name)
+		}
+	})
 }
