@@ -36,6 +36,7 @@ type serverFlags struct {
 	keyAlgorithm   string
 	passphraseFile string
 	allowImport    bool
+	readCacheBytes int64
 	limits         server.Limits
 	grace          time.Duration
 }
@@ -87,6 +88,7 @@ one generated into the data dir on first start (development only).`,
 	fl.BoolVar(&f.allowImport, "allow-import", false, "accept imports of trust data from another server (POST /v2/<gun>/_trust/import; needs push, like a publish)")
 	fl.IntVar(&f.limits.MaxImportParts, "max-import-parts", 2000, "most metadata files accepted in one import (every delegation and older root)")
 	fl.Int64Var(&f.limits.MaxBytesInFlight, "max-bytes-in-flight", 256<<20, "most bytes of updates handled at once, server-wide (past it: 503 with Retry-After)")
+	fl.Int64Var(&f.readCacheBytes, "read-cache-bytes", 0, "memory for answers to metadata reads (0: 64 MiB; negative: off); each read still checks one change counter in the database, so replicas never serve old data")
 	fl.DurationVar(&f.grace, "shutdown-grace", 15*time.Second, "how long to let requests finish on shutdown")
 	return cmd
 }
@@ -125,14 +127,15 @@ func runServer(cmd *cobra.Command, g *globalFlags, f *serverFlags) error {
 	}
 	defer store.Close()
 	srv, err := server.New(ctx, server.Options{
-		Store:         store,
-		KeyPassphrase: pass,
-		KeyAlgorithm:  f.keyAlgorithm,
-		Auth:          authz,
-		GUNPrefixes:   f.gunPrefixes,
-		Limits:        f.limits,
-		AllowImport:   f.allowImport,
-		Logger:        logger,
+		Store:          store,
+		KeyPassphrase:  pass,
+		KeyAlgorithm:   f.keyAlgorithm,
+		Auth:           authz,
+		GUNPrefixes:    f.gunPrefixes,
+		Limits:         f.limits,
+		AllowImport:    f.allowImport,
+		ReadCacheBytes: f.readCacheBytes,
+		Logger:         logger,
 	})
 	if err != nil {
 		return err

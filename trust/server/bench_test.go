@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,13 +36,12 @@ func benchClient(b *testing.B) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
-// startBenchServer runs a trust server over the store at dsn, logging only
-// errors (to the benchmark log).
-func startBenchServer(b *testing.B, dsn string) string {
+// startBenchServer runs a trust server over the store at dsn with opts,
+// logging only errors (to the benchmark log).
+func startBenchServer(b *testing.B, dsn string, opts Options) string {
 	b.Helper()
-	ts, _ := startServer(b, dsn, Options{
-		Logger: slog.New(slog.NewTextHandler(testWriter{b}, &slog.HandlerOptions{Level: slog.LevelError})),
-	})
+	opts.Logger = slog.New(slog.NewTextHandler(testWriter{b}, &slog.HandlerOptions{Level: slog.LevelError}))
+	ts, _ := startServer(b, dsn, opts)
 	return ts.URL
 }
 
@@ -53,7 +53,7 @@ func startBenchServer(b *testing.B, dsn string) string {
 // transaction.
 func benchPublish(b *testing.B, dsn string) {
 	client := benchClient(b)
-	url := startBenchServer(b, dsn)
+	url := startBenchServer(b, dsn, Options{})
 	p := newPublisherClient(b, client, url, benchGUN)
 	p.addTarget(data.CanonicalTargetsRole, "v1")
 	body, ct := encodeUpdate(b, file{"root.json", p.signRoot()}, file{"targets.json", p.signTargets(data.CanonicalTargetsRole)})
@@ -100,13 +100,14 @@ const benchRepoNTargets = 20
 // benchGetParallelism is the goroutines per CPU of the GET benchmarks.
 const benchGetParallelism = 4
 
-// benchGet times concurrent GETs of one current metadata file over SQLite
-// from benchGetParallelism*GOMAXPROCS goroutines (8 on 2 CPUs, as
-// bench/run.sh's trustload uses), checking that every answer is 200 with
-// the same bytes. It reports req/s over the whole run.
-func benchGet(b *testing.B, role string) {
+// benchGet times concurrent GETs of one current metadata file from a
+// server over the store at dsn, from benchGetParallelism*GOMAXPROCS
+// goroutines (8 on 2 CPUs, as bench/run.sh's trustload uses), checking
+// that every answer is 200 with the same bytes. It reports req/s over the
+// whole run.
+func benchGet(b *testing.B, dsn, role string, opts Options) {
 	client := benchClient(b)
-	url := startBenchServer(b, filepath.Join(b.TempDir(), "server.db"))
+	url := startBenchServer(b, dsn, opts)
 	p := newPublisherClient(b, client, url, benchGUN)
 	for n := 1; n <= benchRepoNTargets; n++ {
 		p.addTarget(data.CanonicalTargetsRole, fmt.Sprintf("v%d", n))
@@ -138,11 +139,68 @@ func benchGet(b *testing.B, role string) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
 
-// BenchmarkGetTimestamp reads the current timestamp, which the server
-// checks against the current snapshot (and would re-sign if expired) on
-// every read.
-func BenchmarkGetTimestamp(b *testing.B) { benchGet(b, "timestamp") }
+func sqliteBench(b *testing.B) string { return filepath.Join(b.TempDir(), "server.db") }
+
+// uncached turns the read cache off.
+var uncached = Options{ReadCacheBytes: -1}
+
+// BenchmarkGetTimestamp reads the current timestamp over SQLite: from the
+// read cache, after one read of the repository's change counter.
+func BenchmarkGetTimestamp(b *testing.B) { benchGet(b, sqliteBench(b), "timestamp", Options{}) }
+
+// BenchmarkGetTimestampUncached reads it with the read cache off: the
+// server reads the current timestamp and the snapshot it names from the
+// database, and checks their expiry, on every read.
+func BenchmarkGetTimestampUncached(b *testing.B) {
+	benchGet(b, sqliteBench(b), "timestamp", uncached)
+}
+
+// BenchmarkGetTimestampPostgres is BenchmarkGetTimestamp over PostgreSQL
+// (SIGNET_TEST_POSTGRES_DSN).
+func BenchmarkGetTimestampPostgres(b *testing.B) {
+	benchGet(b, testenv.FreshPostgresDB(b), "timestamp", Options{})
+}
+
+// BenchmarkGetTimestampPostgresUncached is BenchmarkGetTimestampUncached
+// over PostgreSQL.
+func BenchmarkGetTimestampPostgresUncached(b *testing.B) {
+	benchGet(b, testenv.FreshPostgresDB(b), "timestamp", uncached)
+}
 
 // BenchmarkGetTargets reads the current targets of a repository with
-// benchRepoNTargets targets.
-func BenchmarkGetTargets(b *testing.B) { benchGet(b, "targets") }
+// benchRepoNTargets targets over SQLite, from the read cache.
+func BenchmarkGetTargets(b *testing.B) { benchGet(b, sqliteBench(b), "targets", Options{}) }
+
+// BenchmarkGetTargetsUncached reads it with the read cache off.
+func BenchmarkGetTargetsUncached(b *testing.B) { benchGet(b, sqliteBench(b), "targets", uncached) }
+
+// benchChangeCount times the read of a repository's change counter that
+// every cached read begins with: what the cross-replica check costs.
+func benchChangeCount(b *testing.B, dsn string) {
+	ctx := context.Background()
+	st, err := OpenStore(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	if err := st.countChange(ctx, benchGUN); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetParallelism(benchGetParallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if n, err := st.changeCount(ctx, benchGUN); err != nil || n != 1 {
+				b.Errorf("change counter %d, %v", n, err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkChangeCount reads the change counter from SQLite.
+func BenchmarkChangeCount(b *testing.B) { benchChangeCount(b, sqliteBench(b)) }
+
+// BenchmarkChangeCountPostgres reads it from PostgreSQL.
+func BenchmarkChangeCountPostgres(b *testing.B) { benchChangeCount(b, testenv.FreshPostgresDB(b)) }

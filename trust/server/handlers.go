@@ -2,17 +2,14 @@ package server
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/theupdateframework/notary"
 	"github.com/theupdateframework/notary/server/storage"
-	"github.com/theupdateframework/notary/server/timestamp"
 	"github.com/theupdateframework/notary/tuf/data"
 	"github.com/theupdateframework/notary/tuf/validation"
 )
@@ -58,6 +55,7 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request, rt route) {
 		writeError(w, errUpdating.WithMessage("storing the update failed; retry later"))
 		return
 	}
+	s.cache.dropGUN(rt.gun)
 	s.metrics.publishes.WithLabelValues("ok").Inc()
 	attrs := []any{"gun", rt.gun}
 	for _, u := range applied {
@@ -80,105 +78,6 @@ func invalidUpdateError(err error) error {
 		return e.WithDetail(ser)
 	}
 	return e
-}
-
-func (s *Server) getMeta(w http.ResponseWriter, r *http.Request, rt route) {
-	gun, role := data.GUN(rt.gun), data.RoleName(rt.role)
-	var (
-		modified *time.Time
-		out      []byte
-		err      error
-		current  bool
-	)
-	switch {
-	case rt.checksum != "":
-		modified, out, err = s.store.GetChecksum(gun, role, rt.checksum)
-	case rt.version > 0:
-		modified, out, err = s.store.GetVersion(gun, role, rt.version)
-	case role == data.CanonicalTimestampRole || role == data.CanonicalSnapshotRole:
-		current = true
-		modified, out, err = s.serverSigned(gun, role)
-	default:
-		current = true
-		modified, out, err = s.store.GetCurrent(gun, role)
-	}
-	if err != nil {
-		var nk *storage.ErrNoKey
-		if isNotFound(err) || errors.As(err, &nk) {
-			writeError(w, errNotFound.WithMessage(fmt.Sprintf("no %s metadata for %s", role, gun)))
-			return
-		}
-		s.log.Error("read metadata", "gun", rt.gun, "role", rt.role, "err", err)
-		writeError(w, errUnknown.WithMessage(fmt.Sprintf("reading %s of %s failed", role, gun)))
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(out)))
-	if modified != nil {
-		h.Set("Last-Modified", modified.UTC().Format(http.TimeFormat))
-	}
-	if current {
-		h.Set("Cache-Control", "no-store")
-	} else {
-		h.Set("Cache-Control", "public, max-age=31536000, immutable")
-	}
-	if r.Method == http.MethodHead {
-		return
-	}
-	w.Write(out) //nolint:errcheck
-}
-
-// serverSigned returns the current timestamp or snapshot, signing a new
-// timestamp (and snapshot, if the server holds its key) when the current
-// one has expired. Two readers racing to re-sign: the loser reads the
-// winner's. An imported repository whose root names a timestamp key the
-// server does not hold gets its stored timestamp and snapshot as they
-// are, expired or not: never a timestamp signed by a key root does not
-// list.
-func (s *Server) serverSigned(gun data.GUN, role data.RoleName) (*time.Time, []byte, error) {
-	var (
-		modified *time.Time
-		ts       []byte
-		err      error
-	)
-	for attempt := 0; attempt < 3; attempt++ {
-		modified, ts, err = timestamp.GetOrCreateTimestamp(gun, s.store, s.crypto)
-		var old storage.ErrOldVersion
-		if !errors.As(err, &old) {
-			break
-		}
-	}
-	if err != nil && !isNotFound(err) {
-		// Re-signing failed: for an imported repository, because the
-		// server holds no key to sign with.
-		m, stored, ok, serr := s.storedTimestamp(gun)
-		if serr != nil {
-			return nil, nil, fmt.Errorf("%w (and reading it as stored: %v)", err, serr)
-		}
-		if ok {
-			modified, ts, err = m, stored, nil
-		}
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	if role == data.CanonicalTimestampRole {
-		return modified, ts, nil
-	}
-	var signedTS data.SignedTimestamp
-	if err := json.Unmarshal(ts, &signedTS); err != nil {
-		return nil, nil, fmt.Errorf("parse timestamp of %q: %w", gun, err)
-	}
-	meta, err := signedTS.GetSnapshot()
-	if err != nil {
-		return nil, nil, fmt.Errorf("timestamp of %q names no snapshot: %w", gun, err)
-	}
-	sum, ok := meta.Hashes[notary.SHA256]
-	if !ok {
-		return nil, nil, fmt.Errorf("timestamp of %q has no sha256 of the snapshot", gun)
-	}
-	return s.store.GetChecksum(gun, data.CanonicalSnapshotRole, hex.EncodeToString(sum))
 }
 
 func (s *Server) getKey(w http.ResponseWriter, r *http.Request, rt route) {
@@ -239,6 +138,13 @@ func (s *Server) rotateKey(w http.ResponseWriter, r *http.Request, rt route) {
 		writeError(w, errUnknown.WithMessage(fmt.Sprintf("creating a new %s key for %s failed", role, gun)))
 		return
 	}
+	// A new key changes no metadata until a root names it; still, a
+	// rotation counts as a change of the repository, so no replica keeps
+	// answers from before it.
+	if err := s.store.countChange(r.Context(), rt.gun); err != nil {
+		s.log.Warn("count key rotation as a change", "gun", rt.gun, "err", err)
+	}
+	s.cache.dropGUN(rt.gun)
 	s.log.Info("new server key", "gun", rt.gun, "role", rt.role, "key_id", key.ID())
 	writeKey(w, key)
 }
@@ -265,6 +171,7 @@ func (s *Server) deleteGUN(w http.ResponseWriter, r *http.Request, rt route) {
 	if err := s.keys.removeGUN(data.GUN(rt.gun)); err != nil {
 		s.log.Error("delete repository keys", "gun", rt.gun, "err", err)
 	}
+	s.cache.dropGUN(rt.gun)
 	s.log.Info("deleted trust data", "gun", rt.gun)
 }
 

@@ -99,6 +99,7 @@ func (s *Server) importGUN(w http.ResponseWriter, r *http.Request, rt route) {
 		writeError(w, errUpdating.WithMessage(fmt.Sprintf("storing the import of %s failed; retry later", rt.gun)))
 		return
 	}
+	s.cache.dropGUN(rt.gun)
 	s.metrics.imports.WithLabelValues("ok").Inc()
 	s.log.Info("imported", "gun", rt.gun, "stored", len(rep.stored), "unchanged", len(rep.unchanged),
 		"skipped", len(rep.skipped), "expired", strings.Join(set.expired, ","))

@@ -129,6 +129,9 @@ func (s *Store) importFiles(ctx context.Context, gun data.GUN, files []storage.M
 	if err := s.lock(ctx, tx, lockKey("tuf_files", gun.String())); err != nil {
 		return nil, fmt.Errorf("import %q: %w", gun, err)
 	}
+	if err := countChange(ctx, tx, gun.String()); err != nil {
+		return nil, err
+	}
 	held, err := readHeld(ctx, tx, gun)
 	if err != nil {
 		return nil, err

@@ -95,6 +95,14 @@ type Options struct {
 	GUNPrefixes []string
 	// Limits caps inputs; the zero value takes defaults.
 	Limits Limits
+	// ReadCacheBytes caps the memory of the read cache, which keeps
+	// metadata answers (current roles, the server-signed timestamp and
+	// snapshot, files by version or checksum, "not found") and serves
+	// them again while the repository's change counter in the database
+	// is unchanged (see readcache.go and docs/server.md). Zero takes
+	// DefaultReadCacheBytes; negative turns the cache off, so every read
+	// goes to the database.
+	ReadCacheBytes int64
 	// AllowImport turns on POST /v2/<gun>/_trust/import, which stores a
 	// repository's trust data from another server as it is (see
 	// docs/server.md). Off, the route answers 404.
@@ -120,6 +128,7 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *metrics
 	inflight *byteBudget
+	cache    *readCache      // nil: off
 	locks    [256]sync.Mutex // publishes serialised per GUN stripe
 
 	allowImport bool
@@ -181,7 +190,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		now:         opts.Store.now,
 	}
 	s.inflight = &byteBudget{max: s.limits.MaxBytesInFlight}
-	s.metrics, err = newMetrics(opts.Registerer, opts.Gatherer, s.inflight.inFlight)
+	switch {
+	case opts.ReadCacheBytes == 0:
+		s.cache = newReadCache(DefaultReadCacheBytes)
+	case opts.ReadCacheBytes > 0:
+		s.cache = newReadCache(opts.ReadCacheBytes)
+	}
+	s.metrics, err = newMetrics(opts.Registerer, opts.Gatherer, s.inflight.inFlight, s.cache)
 	if err != nil {
 		return nil, fmt.Errorf("new trust server: %w", err)
 	}

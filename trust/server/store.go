@@ -33,7 +33,9 @@ const (
 
 // Store keeps TUF metadata in the same tables notary-server uses
 // (tuf_files, changefeed), so an existing notary-server database can be
-// served, plus signet's own table of server-managed keys. It implements
+// served, plus signet's own tables of server-managed keys and of change
+// counters per repository (changecount.go), which a trigger on tuf_files
+// keeps. It implements
 // notary's storage.MetaStore over database/sql; unlike notary's
 // SQLStorage it inserts rows plainly inside one transaction, so two
 // publishes that race for one version cannot both succeed: the database's
@@ -42,6 +44,9 @@ type Store struct {
 	db      *sql.DB
 	dialect Dialect
 	now     func() time.Time
+	// readChanges reads a repository's change counter (changecount.go),
+	// prepared once: it runs on every metadata read.
+	readChanges *sql.Stmt
 	// tightened lists the SQLite files whose mode OpenStore narrowed to
 	// 0600; New logs them.
 	tightened []modeChange
@@ -94,6 +99,12 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 		s.db.Close()
 		return nil, err
 	}
+	stmt, err := s.db.PrepareContext(ctx, readChangesQuery)
+	if err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("prepare change counter read on %s database: %w", s.dialect, err)
+	}
+	s.readChanges = stmt
 	return s, nil
 }
 
@@ -135,7 +146,10 @@ func isBusy(err error) bool {
 func (s *Store) Dialect() Dialect { return s.dialect }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.readChanges.Close() //nolint:errcheck // closing the database reports what matters
+	return s.db.Close()
+}
 
 // CheckHealth pings the database.
 func (s *Store) CheckHealth(ctx context.Context) error {
@@ -208,6 +222,7 @@ func (s *Store) migrate(ctx context.Context) error {
 				created_at datetime NOT NULL)`,
 		}
 	}
+	stmts = append(stmts, changeSchema(s.dialect)...)
 	// Replicas started together on a new database all create the schema:
 	// one transaction under a lock (SQLite's write lock, taken at BEGIN;
 	// a PostgreSQL advisory lock, as DDL there is transactional too), so
@@ -319,7 +334,8 @@ func (s *Store) UpdateCurrent(gun data.GUN, update storage.MetaUpdate) error {
 	return s.UpdateMany(gun, []storage.MetaUpdate{update})
 }
 
-// UpdateMany stores all updates in one transaction, or none of them. Each
+// UpdateMany stores all updates in one transaction, or none of them, and
+// counts a change of gun (changecount.go). Each
 // must be newer than every stored version of its role; otherwise, or if a
 // concurrent writer won the same version, it returns storage.ErrOldVersion.
 func (s *Store) UpdateMany(gun data.GUN, updates []storage.MetaUpdate) error {
@@ -329,6 +345,9 @@ func (s *Store) UpdateMany(gun data.GUN, updates []storage.MetaUpdate) error {
 		return fmt.Errorf("begin update of %q: %w", gun, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	if err := countChange(ctx, tx, gun.String()); err != nil {
+		return err
+	}
 	now := s.now().UTC()
 	for _, u := range updates {
 		var newer int
@@ -415,6 +434,9 @@ func (s *Store) Delete(gun data.GUN) error {
 		return fmt.Errorf("begin delete of %q: %w", gun, err)
 	}
 	defer tx.Rollback() //nolint:errcheck
+	if err := countChange(ctx, tx, gun.String()); err != nil {
+		return err
+	}
 	res, err := tx.ExecContext(ctx, `DELETE FROM tuf_files WHERE gun = $1`, gun.String())
 	if err != nil {
 		return fmt.Errorf("delete metadata of %q: %w", gun, err)
