@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signet-project/signet/internal/testkeys"
 	"github.com/signet-project/signet/internal/testservers"
-	"github.com/signet-project/signet/keys"
 	"github.com/signet-project/signet/trust"
 	"github.com/signet-project/signet/trust/ceremony"
 )
@@ -20,21 +18,7 @@ import (
 // its certificate (what a key holder hands the ceremony's preparer).
 func repoKey(t *testing.T, gun string, cs ...Config) string {
 	t.Helper()
-	cert, key := testkeys.Delegation(t, t.TempDir(), "repository")
-	raw, err := os.ReadFile(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range cs {
-		s, err := keys.Open(c.TrustDir, c.Passphrases)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Import(raw, "targets", gun); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return cert
+	return shareKeyOf(t, "targets", gun, "repository", cs...)
 }
 
 // TestCeremonyTargetsTwoOfThree rotates the repository key to a 2-of-3

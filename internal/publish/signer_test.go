@@ -333,7 +333,14 @@ func TestSignerReAddedWithNewKey(t *testing.T) {
 // the trust dir of each of cs; it returns the certificate path.
 func shareKey(t *testing.T, role string, cs ...Config) string {
 	t.Helper()
-	cert, key := testkeys.Delegation(t, t.TempDir(), strings.TrimPrefix(role, "targets/"))
+	return shareKeyOf(t, role, "", strings.TrimPrefix(role, "targets/"), cs...)
+}
+
+// shareKeyOf is shareKey for a key of gun (a repository key), whose
+// certificate names cn.
+func shareKeyOf(t *testing.T, role, gun, cn string, cs ...Config) string {
+	t.Helper()
+	cert, key := testkeys.Delegation(t, t.TempDir(), cn)
 	raw, err := os.ReadFile(key)
 	if err != nil {
 		t.Fatal(err)
@@ -343,7 +350,7 @@ func shareKey(t *testing.T, role string, cs ...Config) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Import(raw, role, ""); err != nil {
+		if _, err := s.Import(raw, role, gun); err != nil {
 			t.Fatal(err)
 		}
 	}
