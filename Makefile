@@ -38,6 +38,8 @@ FUZZ_TARGETS := \
 	./registry/proxy:FuzzParseRequest \
 	./registry/proxy:FuzzCheckRequest \
 	./registry/proxy:FuzzNextPage \
+	./registry/proxy:FuzzParseRange \
+	./registry/blobcache:FuzzCheckDigest \
 	./trust/server:FuzzParseRoute \
 	./trust/server:FuzzReadUpdate \
 	./trust/server:FuzzReadImport \

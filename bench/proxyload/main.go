@@ -1,14 +1,19 @@
 // Command proxyload times registry pulls for bench/proxy.sh: manifest GETs
-// by tag (latency, one keep-alive connection, one request at a time) or
-// blob GETs (throughput), against any distribution API registry: the
-// upstream itself, signet's proxy or distribution's pull-through cache.
-// Every answer is checked: status 200, and the bytes must hash to the
-// expected digest (the client hashes blobs as docker and containerd do).
+// by tag or blob GETs, against any distribution API registry: the upstream
+// itself, signet's proxy or distribution's pull-through cache. By default
+// one request at a time on one keep-alive connection; with -c N, N clients
+// at once (each with its own connection), sharing the -n requests. Every
+// answer is checked: status 200, the Content-Length, and the bytes must
+// hash to the expected digest (the client hashes blobs as docker and
+// containerd do).
 //
 // It prints one line in the Go benchmark format (benchstat reads it):
 //
-//	BenchmarkProxy/op=manifest/target=signet 500 182345 ns/op 170.2 p50-us 420.0 p99-us
-//	BenchmarkProxy/op=blob-64MiB/target=signet 5 61234567 ns/op 1095.1 MB/s 21.3 peak-rss-MiB 58.0 srv-cpu-ms/op
+//	BenchmarkProxy/op=manifest/target=signet 500 182345 ns/op 170.2 p50-us 420.0 p99-us 91 wall-ms
+//	BenchmarkProxy/op=blob-64MiB/target=signet 5 61234567 ns/op 1095.1 MB/s 60123.0 p50-us 64001.0 p99-us 306 wall-ms 21.3 peak-rss-MiB 58.0 srv-cpu-ms/op
+//
+// ns/op is the wall time over the requests; with -c above 1 it is not a
+// request's latency (p50-us and p99-us are, over all requests).
 //
 // With -pid, two figures of that (server) process during the timed
 // requests are reported: its peak RSS (the high-water mark is reset
@@ -32,6 +37,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -49,12 +56,13 @@ func main() {
 		want    = flag.String("want", "", "digest the bytes must hash to (default: -ref for blobs)")
 		n       = flag.Int("n", 500, "timed requests")
 		warm    = flag.Int("warm", 1, "untimed requests first")
+		conc    = flag.Int("c", 1, "clients at once, sharing the -n requests")
 		pid     = flag.Int("pid", 0, "process whose peak RSS to report (0: none)")
 		timeout = flag.Duration("timeout", 5*time.Minute, "bound on the whole run")
 	)
 	flag.Parse()
-	if *base == "" || *target == "" || *repo == "" || *ref == "" || *n < 1 {
-		fmt.Fprintln(os.Stderr, "proxyload: give -url, -target, -repo, -ref and -n >= 1")
+	if *base == "" || *target == "" || *repo == "" || *ref == "" || *n < 1 || *conc < 1 {
+		fmt.Fprintln(os.Stderr, "proxyload: give -url, -target, -repo, -ref, -n >= 1 and -c >= 1")
 		os.Exit(2)
 	}
 	if *label == "" {
@@ -73,9 +81,14 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 4
+	tr.MaxIdleConnsPerHost = max(4, *conc)
+	tr.MaxConnsPerHost = 0
 	tr.DisableCompression = true
-	c := &client{ctx: ctx, http: &http.Client{Transport: tr}, url: strings.TrimSuffix(*base, "/") + path, want: *want, buf: make([]byte, 256<<10), h: sha256.New()}
+	hc := &http.Client{Transport: tr}
+	newClient := func() *client {
+		return &client{ctx: ctx, http: hc, url: strings.TrimSuffix(*base, "/") + path, want: *want, buf: make([]byte, 256<<10), h: sha256.New()}
+	}
+	c := newClient()
 
 	for range *warm {
 		if _, err := c.get(); err != nil {
@@ -94,26 +107,13 @@ func main() {
 			fail(err)
 		}
 	}
-	lat := make([]time.Duration, 0, *n)
-	var bytes int64
-	start := time.Now()
-	for range *n {
-		t := time.Now()
-		k, err := c.get()
-		if err != nil {
-			fail(err)
-		}
-		lat = append(lat, time.Since(t))
-		bytes += k
-	}
-	total := time.Since(start)
+	lat, bytes, total := run(newClient, *n, *conc)
 	line := fmt.Sprintf("BenchmarkProxy/op=%s/target=%s %d %d ns/op", *label, *target, *n, total.Nanoseconds()/int64(*n))
 	if *op == "blob" {
 		line += fmt.Sprintf(" %.2f MB/s", float64(bytes)/total.Seconds()/1e6)
-	} else {
-		slices.Sort(lat)
-		line += fmt.Sprintf(" %.1f p50-us %.1f p99-us", us(lat[len(lat)/2]), us(lat[(len(lat)*99)/100]))
 	}
+	slices.Sort(lat)
+	line += fmt.Sprintf(" %.1f p50-us %.1f p99-us %d wall-ms", us(lat[len(lat)/2]), us(lat[(len(lat)*99)/100]), total.Milliseconds())
 	if *pid > 0 {
 		kib, err := vmHWM(*pid)
 		if err != nil {
@@ -126,6 +126,42 @@ func main() {
 		line += fmt.Sprintf(" %.1f peak-rss-MiB %.3f srv-cpu-ms/op", float64(kib)/1024, float64(cpu1-cpu0)*10/float64(*n))
 	}
 	fmt.Println(line)
+}
+
+// run sends n requests from conc clients at once and returns every
+// request's latency, the bytes read and the wall time. The clients start
+// together.
+func run(newClient func() *client, n, conc int) ([]time.Duration, int64, time.Duration) {
+	var (
+		mu    sync.Mutex
+		lat   = make([]time.Duration, 0, n)
+		bytes int64
+		next  atomic.Int64
+		wg    sync.WaitGroup
+	)
+	gate := make(chan struct{})
+	for range conc {
+		c := newClient()
+		wg.Go(func() {
+			<-gate
+			for next.Add(1) <= int64(n) {
+				t := time.Now()
+				k, err := c.get()
+				if err != nil {
+					fail(err)
+				}
+				d := time.Since(t)
+				mu.Lock()
+				lat = append(lat, d)
+				bytes += k
+				mu.Unlock()
+			}
+		})
+	}
+	start := time.Now()
+	close(gate)
+	wg.Wait()
+	return lat, bytes, time.Since(start)
 }
 
 type client struct {

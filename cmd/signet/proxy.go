@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -8,11 +9,15 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/signet-project/signet/registry/blobcache"
 	"github.com/signet-project/signet/registry/proxy"
 	"github.com/signet-project/signet/trust/server"
 	"github.com/signet-project/signet/trust/server/auth"
@@ -28,6 +33,10 @@ type proxyFlags struct {
 	tlsCert, tlsKey, clientCA, htpasswd string
 	trustCA                             string
 	upCreds, upUser, upPasswordFile     string
+	cacheDir                            string
+	cacheSize                           sizeValue
+	noCache                             bool
+	scrub                               time.Duration
 }
 
 func newProxyCmd(g *globalFlags) *cobra.Command {
@@ -50,7 +59,13 @@ Upstream access is anonymous unless you grant more: whoever can reach the
 proxy can pull what its upstream credentials can read (within the policy).
 --upstream-credentials docker uses the docker credentials of the user
 running the proxy; --upstream-username with --upstream-password-file uses
-basic auth; a policy file sets credentials per upstream.`,
+basic auth; a policy file sets credentials per upstream.
+
+Blobs and verified manifests are cached on disk (--cache-dir, default
+$XDG_CACHE_HOME/signet/blobs, bounded by --cache-size), verified before
+they are kept and served only while the trust data still allows them:
+every request is decided first. What is cached and signed is served while
+the upstream is down. --no-cache streams every blob from the upstream.`,
 		Example: `  signet proxy --addr 127.0.0.1:5001 --upstream http://127.0.0.1:5000 --trust-server http://127.0.0.1:4443 --tofu
   signet proxy --addr :5443 --tls-cert tls.crt --tls-key tls.key --policy /etc/signet/policy.yaml`,
 		Args: cobra.NoArgs,
@@ -76,17 +91,107 @@ basic auth; a policy file sets credentials per upstream.`,
 	fl.StringVar(&f.clientCA, "client-ca", "", "require client certificates signed by this CA (mTLS)")
 	fl.StringVar(&f.htpasswd, "htpasswd", "", "require HTTP basic auth from clients (bcrypt htpasswd file)")
 	fl.DurationVar(&f.grace, "shutdown-grace", 15*time.Second, "how long to let requests finish on shutdown")
+	fl.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "folder of the blob cache (one proxy per folder)")
+	f.cacheSize = sizeValue(blobcache.DefaultMaxBytes)
+	fl.Var(&f.cacheSize, "cache-size", "bound of the blob cache, in bytes or with a unit (20GiB, 500MB); least recently used blobs are evicted beyond it")
+	fl.BoolVar(&f.noCache, "no-cache", false, "no blob cache: stream every blob from the upstream, keep manifests in memory only")
+	fl.DurationVar(&f.scrub, "cache-scrub-interval", 24*time.Hour, "how often every cached file is hashed again (0: never)")
 	return cmd
 }
 
-func proxyPolicy(f *proxyFlags) ([]proxy.Upstream, proxy.Policy, error) {
+// sizeValue is a byte count flag that takes units (20GiB, 500MB).
+type sizeValue int64
+
+func (v *sizeValue) String() string {
+	n := int64(*v)
+	for _, u := range []struct {
+		name string
+		mult int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.mult && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func (v *sizeValue) Set(s string) error {
+	n, err := proxy.ParseSize(s)
+	if err != nil {
+		return err
+	}
+	if n <= 0 {
+		return fmt.Errorf("size %q: give more than 0 bytes (--no-cache turns the cache off)", s)
+	}
+	*v = sizeValue(n)
+	return nil
+}
+
+func (v *sizeValue) Type() string { return "size" }
+
+// defaultCacheDir is the per-user cache folder of the blob cache:
+// $XDG_CACHE_HOME/signet/blobs, else ~/.cache/signet/blobs (the
+// system's user cache folder elsewhere). The proxy has no data folder:
+// what it keeps on disk is a cache, fetched again if lost.
+func defaultCacheDir() string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "signet", "blobs")
+}
+
+// proxyCache is the blob cache settings: the policy file's cache section,
+// overridden by the flags given on the command line.
+type proxyCache struct {
+	off   bool
+	dir   string
+	max   int64
+	scrub time.Duration
+}
+
+func cacheSettings(fl *pflag.FlagSet, f *proxyFlags, file proxy.CacheConfig) (proxyCache, error) {
+	c := proxyCache{off: file.Disabled, dir: f.cacheDir, max: int64(f.cacheSize), scrub: f.scrub}
+	if file.Dir != "" && !fl.Changed("cache-dir") {
+		c.dir = file.Dir
+	}
+	if file.MaxBytes > 0 && !fl.Changed("cache-size") {
+		c.max = file.MaxBytes
+	}
+	if file.ScrubInterval != nil && !fl.Changed("cache-scrub-interval") {
+		c.scrub = *file.ScrubInterval
+	}
+	if fl.Changed("no-cache") {
+		c.off = f.noCache
+	}
+	if c.off && fl.Changed("no-cache") && (fl.Changed("cache-dir") || fl.Changed("cache-size")) {
+		return proxyCache{}, errors.New("--no-cache turns the cache off: drop --cache-dir and --cache-size, or --no-cache")
+	}
+	if c.scrub < 0 {
+		return proxyCache{}, fmt.Errorf("--cache-scrub-interval %v: give 0 (never) or more", c.scrub)
+	}
+	if !c.off && c.dir == "" {
+		return proxyCache{}, errors.New("no folder for the blob cache ($XDG_CACHE_HOME and $HOME are unset): give --cache-dir, or --no-cache")
+	}
+	return c, nil
+}
+
+// proxyConfig is the policy (from --policy or the quick-start flags) and
+// the policy file's cache section, if any.
+func proxyConfig(f *proxyFlags) (proxy.Config, error) {
 	if f.policy != "" {
 		if f.upstream != "" || f.trustServer != "" || f.tofu || len(f.rootCertIDs) > 0 || f.rootCA != "" || len(f.signers) > 0 ||
 			f.upCreds != proxy.CredentialsAnonymous || f.upUser != "" || f.upPasswordFile != "" {
-			return nil, proxy.Policy{}, errors.New("--policy replaces --upstream, --upstream-credentials, --upstream-username, --upstream-password-file, --trust-server, --tofu, --root-cert-id, --root-ca and --signer: use one or the other")
+			return proxy.Config{}, errors.New("--policy replaces --upstream, --upstream-credentials, --upstream-username, --upstream-password-file, --trust-server, --tofu, --root-cert-id, --root-ca and --signer: use one or the other")
 		}
-		return proxy.LoadFile(f.policy)
+		return proxy.LoadConfig(f.policy)
 	}
+	ups, pol, err := proxyPolicy(f)
+	return proxy.Config{Upstreams: ups, Policy: pol}, err
+}
+
+// proxyPolicy is the quick start's policy.
+func proxyPolicy(f *proxyFlags) ([]proxy.Upstream, proxy.Policy, error) {
 	if f.upstream == "" || f.trustServer == "" {
 		return nil, proxy.Policy{}, errors.New("give --upstream and --trust-server (quick start) or --policy FILE")
 	}
@@ -115,11 +220,34 @@ func runProxy(cmd *cobra.Command, g *globalFlags, f *proxyFlags) error {
 	if err != nil {
 		return err
 	}
-	ups, pol, err := proxyPolicy(f)
+	cfg, err := proxyConfig(f)
 	if err != nil {
 		return err
 	}
-	p, err := proxy.New(proxy.Options{Upstreams: ups, Policy: pol, Keychain: authn.DefaultKeychain, TrustCAFile: f.trustCA, RefreshInterval: f.refresh, Logger: logger})
+	ups, pol := cfg.Upstreams, cfg.Policy
+	cache, err := cacheSettings(cmd.Flags(), f, cfg.Cache)
+	if err != nil {
+		return err
+	}
+	var store *blobcache.Store
+	if !cache.off {
+		s, err := blobcache.Open(cache.dir, blobcache.Options{MaxBytes: cache.max, Logger: logger})
+		if err != nil {
+			return err
+		}
+		// Closed after the server has shut down (deferred calls run last
+		// first), once the scrub has stopped.
+		defer s.Close()
+		store = s
+		scrubCtx, stopScrub := context.WithCancel(cmd.Context())
+		scrubbed := make(chan struct{})
+		go func() {
+			defer close(scrubbed)
+			proxy.ScrubCache(scrubCtx, store, cache.scrub, logger)
+		}()
+		defer func() { stopScrub(); <-scrubbed }()
+	}
+	p, err := proxy.New(proxy.Options{Upstreams: ups, Policy: pol, Keychain: authn.DefaultKeychain, TrustCAFile: f.trustCA, RefreshInterval: f.refresh, Logger: logger, Store: store})
 	if err != nil {
 		return err
 	}
@@ -144,6 +272,12 @@ func runProxy(cmd *cobra.Command, g *globalFlags, f *proxyFlags) error {
 	}
 	for _, r := range pol.Rules {
 		logger.Info("policy rule", "name", r.Name, "match", r.Match, "trust_server", r.TrustServer, "tofu", r.Pin.TOFU, "mode", r.Mode)
+	}
+	if store != nil {
+		st := store.Stats()
+		logger.Info("blob cache", "dir", cache.dir, "max_bytes", cache.max, "scrub_interval", cache.scrub, "objects", st.Objects, "size_bytes", st.Size)
+	} else {
+		logger.Info("blob cache off: every blob streams from the upstream")
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "signet proxy on %s://%s\n", scheme, ln.Addr())
 	// No write timeout: a large layer may stream for a long time; a

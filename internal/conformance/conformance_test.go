@@ -24,6 +24,7 @@ import (
 	"github.com/signet-project/signet/internal/testenv"
 	"github.com/signet-project/signet/internal/testservers"
 	"github.com/signet-project/signet/keys"
+	"github.com/signet-project/signet/registry/blobcache"
 	"github.com/signet-project/signet/registry/proxy"
 	"github.com/signet-project/signet/trust/verify"
 )
@@ -158,11 +159,18 @@ func startUpstream(t *testing.T, referrers bool) string {
 
 func startProxy(t *testing.T, upstream, trustURL, mode string) string {
 	t.Helper()
+	// With the blob cache on, as `signet proxy` runs by default.
+	store, err := blobcache.Open(t.TempDir(), blobcache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
 	p, err := proxy.New(proxy.Options{
 		Upstreams: []proxy.Upstream{{URL: "http://" + upstream}},
 		Policy: proxy.Policy{Rules: []proxy.Rule{{
 			Name: mode, Match: upstream + "/*", TrustServer: trustURL, Pin: verify.Pin{TOFU: true}, Mode: mode,
 		}}},
+		Store: store,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,10 @@ const touchEvery = time.Minute
 // ErrClosed is returned by calls on a closed Store.
 var ErrClosed = errors.New("blob cache closed")
 
+// ErrLocked is returned by Open when another store (another process) has
+// the folder open.
+var ErrLocked = errors.New("the folder is in use by another signet proxy")
+
 // ErrInUse is returned by Remove for a blob that is being read.
 var ErrInUse = errors.New("blob in use")
 
@@ -42,10 +46,11 @@ type Options struct {
 // Store is a content-addressed store of verified blobs in one folder.
 // It is safe for concurrent use.
 type Store struct {
-	dir string // <dir>/sha256
-	max int64
-	log *slog.Logger
-	now func() time.Time
+	dir  string   // <dir>/sha256
+	lock *os.File // <dir>/lock, held while open
+	max  int64
+	log  *slog.Logger
+	now  func() time.Time
 
 	// ctx is the parent of upstream fetches; Close cancels it.
 	ctx    context.Context
@@ -76,8 +81,9 @@ type entry struct {
 	bad      string // why the hash check failed; verifyMu
 }
 
-// Open opens the store in dir, creating it if needed. It indexes the
-// files already there, removes temporary files left by a crash, and
+// Open opens the store in dir, creating it if needed. It locks the folder
+// (one store per folder; ErrLocked if another process has it), indexes
+// the files already there, removes temporary files left by a crash, and
 // evicts down to the size bound.
 func Open(dir string, opts Options) (*Store, error) {
 	if opts.MaxBytes < 0 {
@@ -104,7 +110,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open blob cache %s: %w", dir, err)
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open blob cache %s: %w", dir, err)
+	}
+	s.lock = lock
 	if err := s.load(); err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("open blob cache %s: %w", dir, err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -153,17 +165,24 @@ func (s *Store) load() error {
 	return nil
 }
 
-// Close cancels the fetches in progress and waits for their goroutines.
-// Readers already handed out get an error; open Entries stay readable
-// until closed.
+// Close cancels the fetches in progress, waits for their goroutines and
+// releases the folder. Readers already handed out get an error; open
+// Entries stay readable until closed.
 func (s *Store) Close() error {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
 	s.closed = true
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
-	return nil
+	return s.lock.Close()
 }
+
+// lockPath is the lock file of the store in dir.
+func lockPath(dir string) string { return filepath.Join(dir, "lock") }
 
 // Remove deletes the cached file of digest, if any. It fails with
 // ErrInUse while the file is being read.

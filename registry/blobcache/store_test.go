@@ -57,6 +57,30 @@ func TestReopen(t *testing.T) {
 	}
 }
 
+// TestOneStorePerFolder: a second store on an open folder fails with
+// ErrLocked and leaves the first one's files alone; after Close the
+// folder opens again.
+func TestOneStorePerFolder(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, Options{})
+	b, d := testBlob(1000, 1)
+	put(t, s, b, d)
+	if _, err := Open(dir, Options{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open on an open folder: %v, want ErrLocked", err)
+	}
+	if got, ok := readCached(t, s, d); !ok || !bytes.Equal(got, b) {
+		t.Fatalf("first store after a refused second Open: hit %v", ok)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	s2.Close()
+}
+
 // TestOpenCleansLeftovers: partial files of a crash are removed; files
 // not named by a digest are left alone and ignored.
 func TestOpenCleansLeftovers(t *testing.T) {

@@ -114,10 +114,21 @@ func BenchmarkBlobHashingClient(b *testing.B) {
 	directVsProxy(b, e, "/v2/bench/big/blobs/"+digest, benchBlobBytes, digest)
 }
 
+// BenchmarkBlobCached: the 32 MiB blob from the proxy's blob cache
+// (warm: the first, untimed GET fetched it), the client hashing it.
+func BenchmarkBlobCached(b *testing.B) {
+	e, digest := benchBlobEnv(b, func(o *Options) { o.Store = openStore(b, b.TempDir()) })
+	directVsProxy(b, e, "/v2/bench/big/blobs/"+digest, benchBlobBytes, digest)
+}
+
 // benchBlobEnv pushes and signs an image with one random layer of
 // benchBlobBytes and returns the layer's digest.
-func benchBlobEnv(b *testing.B) (*env, string) {
-	e := newEnv(b, nil)
+func benchBlobEnv(b *testing.B, opts ...func(*Options)) (*env, string) {
+	var m func(*Options)
+	if len(opts) > 0 {
+		m = opts[0]
+	}
+	e := newEnv(b, m)
 	data := make([]byte, benchBlobBytes)
 	rand.Read(data)
 	layer := static.NewLayer(data, types.DockerLayer)
@@ -140,4 +151,29 @@ func benchBlobEnv(b *testing.B) (*env, string) {
 	// The proxy serves a blob once a signed manifest names it.
 	benchGet(b, benchClient(b), "http://"+e.proxy+"/v2/bench/big/manifests/v1", io.Discard, nil)
 	return e, d.String()
+}
+
+// BenchmarkSmallBlobCached: a 4 KiB blob from the proxy's blob cache
+// (warm), against the upstream serving it from memory: the cost of a
+// cache hit per request.
+func BenchmarkSmallBlobCached(b *testing.B) {
+	e := newEnv(b, func(o *Options) { o.Store = openStore(b, b.TempDir()) })
+	data := make([]byte, 4<<10)
+	rand.Read(data)
+	layer := static.NewLayer(data, types.DockerLayer)
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tag, err := name.NewTag(e.upstream + "/bench/small:v1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := remote.Write(tag, img); err != nil {
+		b.Fatal(err)
+	}
+	e.sign("bench/small:v1")
+	d, _ := layer.Digest()
+	benchGet(b, benchClient(b), "http://"+e.proxy+"/v2/bench/small/manifests/v1", io.Discard, nil)
+	directVsProxy(b, e, "/v2/bench/small/blobs/"+d.String(), 0, d.String())
 }

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -32,6 +35,11 @@ import (
 //	    mode: enforce                     # enforce | warn | allow
 //	    archive:                          # optional: see Rule.ArchiveSnapshot
 //	      snapshot_sha256: 9f2c...        # printed by signet mirror
+//	cache:                                # optional: the blob cache (see CacheConfig)
+//	  dir: /var/cache/signet/blobs
+//	  size: 20GiB
+//	  scrub_interval: 24h
+//	  disabled: false
 type File struct {
 	Upstreams []struct {
 		Prefix       string `yaml:"prefix"`
@@ -56,6 +64,33 @@ type File struct {
 			SnapshotSHA256 string `yaml:"snapshot_sha256"`
 		} `yaml:"archive"`
 	} `yaml:"rules"`
+	Cache struct {
+		Dir           string `yaml:"dir"`
+		Size          string `yaml:"size"`
+		ScrubInterval string `yaml:"scrub_interval"`
+		Disabled      bool   `yaml:"disabled"`
+	} `yaml:"cache"`
+}
+
+// Config is what a policy file configures.
+type Config struct {
+	Upstreams []Upstream
+	Policy    Policy
+	Cache     CacheConfig
+}
+
+// CacheConfig is the blob cache section of a policy file. Zero values
+// are unset: the command's flags or defaults apply.
+type CacheConfig struct {
+	// Dir is the cache folder.
+	Dir string
+	// MaxBytes bounds the cached bytes (size: 20GiB, 500MB, 1073741824).
+	MaxBytes int64
+	// ScrubInterval is how often every cached file is hashed again
+	// (scrub_interval: 24h; 0 turns it off); nil is unset.
+	ScrubInterval *time.Duration
+	// Disabled turns the cache off.
+	Disabled bool
 }
 
 // maxPolicyBytes caps the policy file.
@@ -64,24 +99,65 @@ const maxPolicyBytes = 1 << 20
 // LoadFile reads a policy file into upstreams and a policy, refusing
 // unknown keys so a typo cannot silently weaken the policy.
 func LoadFile(path string) ([]Upstream, Policy, error) {
+	c, err := LoadConfig(path)
+	return c.Upstreams, c.Policy, err
+}
+
+// LoadConfig reads a policy file: upstreams, the policy and the blob
+// cache settings. Unknown keys are refused, so a typo cannot silently
+// weaken the policy.
+func LoadConfig(path string) (Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, Policy{}, fmt.Errorf("read policy %q: %w", path, err)
+		return Config{}, fmt.Errorf("read policy %q: %w", path, err)
 	}
 	if len(raw) > maxPolicyBytes {
-		return nil, Policy{}, fmt.Errorf("policy %q is over %d bytes", path, maxPolicyBytes)
+		return Config{}, fmt.Errorf("policy %q is over %d bytes", path, maxPolicyBytes)
 	}
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		return nil, Policy{}, fmt.Errorf("parse policy %q: %w", path, err)
+		return Config{}, fmt.Errorf("parse policy %q: %w", path, err)
 	}
+	ups, pol, err := f.policy()
+	if err != nil {
+		return Config{}, fmt.Errorf("policy %q: %w", path, err)
+	}
+	cache, err := f.cache()
+	if err != nil {
+		return Config{}, fmt.Errorf("policy %q: %w", path, err)
+	}
+	return Config{Upstreams: ups, Policy: pol, Cache: cache}, nil
+}
+
+// cache checks the cache section.
+func (f *File) cache() (CacheConfig, error) {
+	c := CacheConfig{Dir: f.Cache.Dir, Disabled: f.Cache.Disabled}
+	if f.Cache.Size != "" {
+		n, err := ParseSize(f.Cache.Size)
+		if err != nil || n <= 0 {
+			return CacheConfig{}, fmt.Errorf("cache.size %q: give a number of bytes above 0, with a unit if you like (20GiB, 500MB)", f.Cache.Size)
+		}
+		c.MaxBytes = n
+	}
+	if f.Cache.ScrubInterval != "" {
+		d, err := time.ParseDuration(f.Cache.ScrubInterval)
+		if err != nil || d < 0 {
+			return CacheConfig{}, fmt.Errorf("cache.scrub_interval %q: give a duration (24h, 90m; 0 turns scrubbing off)", f.Cache.ScrubInterval)
+		}
+		c.ScrubInterval = &d
+	}
+	return c, nil
+}
+
+// policy checks the upstreams and rules.
+func (f *File) policy() ([]Upstream, Policy, error) {
 	var ups []Upstream
 	for _, u := range f.Upstreams {
 		up := Upstream{Prefix: u.Prefix, URL: u.URL, Host: u.Host, Credentials: u.Credentials, Username: u.Username, PasswordFile: u.PasswordFile}
 		if err := checkCredentials(up); err != nil {
-			return nil, Policy{}, fmt.Errorf("policy %q: %w", path, err)
+			return nil, Policy{}, err
 		}
 		ups = append(ups, up)
 	}
@@ -94,16 +170,61 @@ func LoadFile(path string) ([]Upstream, Policy, error) {
 		if r.Archive != nil {
 			sum, err := hex.DecodeString(strings.TrimPrefix(r.Archive.SnapshotSHA256, "sha256:"))
 			if err != nil || len(sum) != 32 {
-				return nil, Policy{}, fmt.Errorf("policy %q: rule %d: archive.snapshot_sha256 %q: want 64 hex digits, as signet mirror prints it", path, i+1, r.Archive.SnapshotSHA256)
+				return nil, Policy{}, fmt.Errorf("rule %d: archive.snapshot_sha256 %q: want 64 hex digits, as signet mirror prints it", i+1, r.Archive.SnapshotSHA256)
 			}
 			rule.ArchiveSnapshot = sum
 		}
 		pol.Rules = append(pol.Rules, rule)
 	}
 	if err := pol.Validate(); err != nil {
-		return nil, Policy{}, fmt.Errorf("policy %q: %w", path, err)
+		return nil, Policy{}, err
 	}
 	return ups, pol, nil
+}
+
+// sizeUnits are the units ParseSize reads, lower case: SI (powers of
+// 1000) with a B, binary (powers of 1024) with iB or a bare letter.
+var sizeUnits = map[string]int64{
+	"": 1, "b": 1,
+	"k": 1 << 10, "kib": 1 << 10, "kb": 1e3,
+	"m": 1 << 20, "mib": 1 << 20, "mb": 1e6,
+	"g": 1 << 30, "gib": 1 << 30, "gb": 1e9,
+	"t": 1 << 40, "tib": 1 << 40, "tb": 1e12,
+}
+
+// ParseSize reads a size in bytes: a number, optionally with a fraction,
+// and a unit: B, KiB, MiB, GiB, TiB (powers of 1024; K, M, G, T too) or
+// KB, MB, GB, TB (powers of 1000), case-insensitive ("20GiB", "1.5 TB",
+// "1073741824").
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i < 0 {
+		i = len(t)
+	}
+	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	mult, ok := sizeUnits[unit]
+	if !ok || num == "" || strings.Count(num, ".") > 1 || num == "." {
+		return 0, fmt.Errorf("size %q: give bytes, or a number and a unit (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)", s)
+	}
+	whole, frac, _ := strings.Cut(num, ".")
+	w, err := strconv.ParseInt("0"+whole, 10, 64)
+	if err != nil || w > math.MaxInt64/mult {
+		return 0, fmt.Errorf("size %q: too large", s)
+	}
+	n := w * mult
+	if frac != "" {
+		f, err := strconv.ParseFloat("0."+frac, 64)
+		if err != nil {
+			return 0, fmt.Errorf("size %q: %w", s, err)
+		}
+		add := int64(f * float64(mult))
+		if n > math.MaxInt64-add {
+			return 0, fmt.Errorf("size %q: too large", s)
+		}
+		n += add
+	}
+	return n, nil
 }
 
 // QuickStart builds the policy of `signet proxy --upstream URL

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 
 	"github.com/signet-project/signet/trust/verify"
@@ -101,6 +103,7 @@ func (p *Proxy) reachable(ctx context.Context, rr repoRef, res *verify.Result, d
 		return false, nil // everything reachable is already in the set
 	}
 	fetched, complete := 0, true
+	var unavailable error // the upstream could not be reached for a signed manifest
 	var queue []string
 	for d := range signed {
 		queue = append(queue, d)
@@ -126,6 +129,10 @@ func (p *Proxy) reachable(ctx context.Context, rr repoRef, res *verify.Result, d
 			// other digests reachable; keep looking, but do not call the
 			// walk complete.
 			complete = false
+			var ue *upstreamError
+			if errors.As(err, &ue) && ue.status == http.StatusServiceUnavailable {
+				unavailable = err
+			}
 			continue
 		}
 		if p.allowed.has(rr.gun, digest) {
@@ -135,6 +142,11 @@ func (p *Proxy) reachable(ctx context.Context, rr repoRef, res *verify.Result, d
 	}
 	if complete {
 		p.allowed.markWalked(rr.gun, res.TimestampVersion)
+	}
+	if unavailable != nil {
+		// Not found among what could be read: with the upstream down,
+		// say so (503) rather than deny what may well be signed.
+		return false, unavailable
 	}
 	return false, nil
 }

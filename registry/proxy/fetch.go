@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 )
 
 // manifestAccept lists the manifest types the proxy asks upstreams for.
@@ -41,6 +40,13 @@ func upstreamPath(rr repoRef, kind, ref string) string {
 func (p *Proxy) upstreamRequest(ctx context.Context, rr repoRef, method, kind, ref string, query url.Values, accept string) (*http.Response, error) {
 	rt, err := p.trans.get(ctx, rr.up, rr.repo)
 	if err != nil {
+		if unreachableStatus(err) == http.StatusServiceUnavailable {
+			cause := errors.Unwrap(err) // without "connect to upstream URL"
+			if cause == nil {
+				cause = err
+			}
+			return nil, &upstreamError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf("upstream %s unreachable: %v", rr.up.URL, cause)}
+		}
 		return nil, &upstreamError{status: http.StatusBadGateway, msg: err.Error()}
 	}
 	u := *rr.up.base
@@ -62,9 +68,24 @@ func (p *Proxy) upstreamRequest(ctx context.Context, rr repoRef, method, kind, r
 		if errors.As(err, &refused) {
 			return nil, &upstreamError{status: http.StatusBadGateway, msg: refused.Error()}
 		}
+		if unreachableStatus(err) == http.StatusServiceUnavailable {
+			return nil, &upstreamError{status: http.StatusServiceUnavailable, msg: fmt.Sprintf("upstream %s unreachable: %v", rr.up.URL, err)}
+		}
 		return nil, &upstreamError{status: http.StatusBadGateway, msg: fmt.Sprintf("upstream %s: %v", rr.up.URL, err)}
 	}
 	return resp, nil
+}
+
+// unreachableStatus is 503 for an upstream that cannot be reached (a
+// refused or reset connection, a name that does not resolve, a
+// timeout), 502 for other failures (TLS, protocol, auth).
+func unreachableStatus(err error) int {
+	var op *net.OpError
+	var ne net.Error
+	if errors.As(err, &op) || errors.As(err, &ne) && ne.Timeout() {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadGateway
 }
 
 // Bounds of a list read from an upstream (a tags list, a referrers
@@ -209,6 +230,11 @@ func (p *Proxy) fetchVerified(ctx context.Context, rr repoRef, digest string, le
 		return m, nil
 	}
 	p.metrics.cache.WithLabelValues("manifest", "miss").Inc()
+	if m, ok := p.storedManifest(digest, length); ok {
+		p.manifests.put(m.digest, m)
+		p.allowChildren(rr.gun, m)
+		return m, nil
+	}
 	max := p.maxMan
 	if length > max {
 		return cachedManifest{}, &denial{image: rr.gun + "@" + digest, reason: fmt.Sprintf("signed manifest is %d bytes, over the %d byte limit", length, max), rule: rr.rule.name()}
@@ -239,7 +265,8 @@ func (p *Proxy) fetchVerified(ctx context.Context, rr repoRef, digest string, le
 		return cachedManifest{}, &denial{image: rr.gun + "@" + digest, reason: "upstream served bytes that do not hash to the signed digest (sha256:" + hex.EncodeToString(sum[:]) + ")", rule: rr.rule.name()}
 	}
 	m := newCachedManifest(digest, body, resp.Header.Get("Content-Type"))
-	p.manifests.put(m)
+	p.manifests.put(m.digest, m)
+	p.keepManifest(ctx, m)
 	p.allowChildren(rr.gun, m)
 	return m, nil
 }
@@ -266,7 +293,11 @@ func newCachedManifest(digest string, body []byte, contentType string) cachedMan
 	if m.mediaType == "" {
 		m.mediaType = contentType
 	}
-	if m.mediaType == "" {
+	switch {
+	case m.mediaType != "":
+	case len(refs.Manifests) > 0: // read back from the blob cache, which keeps no type
+		m.mediaType = ociIndex
+	default:
 		m.mediaType = "application/vnd.oci.image.manifest.v1+json"
 	}
 	m.refs = []string{digest}
@@ -287,17 +318,8 @@ func newCachedManifest(digest string, body []byte, contentType string) cachedMan
 	return m
 }
 
-// manifestCache keeps verified manifest bytes by digest, bounded in bytes
-// (least recently used first out). Entries are immutable: a digest names
-// its bytes.
-type manifestCache struct {
-	mu    sync.Mutex
-	max   int64
-	size  int64
-	ll    *list.List
-	items map[string]*list.Element
-}
-
+// cachedManifest is a verified manifest, kept in memory (memCache) by
+// digest.
 type cachedManifest struct {
 	digest    string
 	mediaType string
@@ -306,36 +328,4 @@ type cachedManifest struct {
 	// layers), parsed once.
 	refs     []string
 	children []string
-}
-
-func newManifestCache(max int64) *manifestCache {
-	return &manifestCache{max: max, ll: list.New(), items: map[string]*list.Element{}}
-}
-
-func (c *manifestCache) get(digest string) (cachedManifest, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.items[digest]
-	if !ok {
-		return cachedManifest{}, false
-	}
-	c.ll.MoveToFront(e)
-	return e.Value.(cachedManifest), true
-}
-
-func (c *manifestCache) put(m cachedManifest) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.items[m.digest]; ok || int64(len(m.body)) > c.max {
-		return
-	}
-	c.items[m.digest] = c.ll.PushFront(m)
-	c.size += int64(len(m.body))
-	for c.size > c.max {
-		e := c.ll.Back()
-		old := e.Value.(cachedManifest)
-		c.ll.Remove(e)
-		delete(c.items, old.digest)
-		c.size -= int64(len(old.body))
-	}
 }

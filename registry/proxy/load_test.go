@@ -60,9 +60,25 @@ func wrong(format string, args ...any) error { return &wrongAnswer{fmt.Sprintf(f
 // manifest and blobs whose bytes hash right, every unsigned pull 403
 // DENIED. A second identical round must leave no more goroutines and no
 // more heap than the first.
+// With a blob cache, each replica has its own, and the second round is
+// served from them.
 func TestLoad(t *testing.T) {
-	e := newEnv(t, nil)
-	replicas := []string{e.proxy, e.newReplica()}
+	t.Run("no-cache", func(t *testing.T) { testLoad(t, false) })
+	t.Run("cache", func(t *testing.T) { testLoad(t, true) })
+}
+
+func testLoad(t *testing.T, cached bool) {
+	e := newEnv(t, func(o *Options) {
+		if cached {
+			o.Store = openStore(t, t.TempDir())
+		}
+	})
+	replicas := []string{e.proxy}
+	if cached {
+		replicas = append(replicas, e.replicaWith(openStore(t, t.TempDir())))
+	} else {
+		replicas = append(replicas, e.newReplica())
+	}
 
 	var cases []loadCase
 	setup := time.Now()

@@ -16,13 +16,20 @@
 //	               trust data reaches it (trustcache.go remembers what
 //	               does); which tags and referrers a list shows, per mode
 //	fetch.go       5. fetch from the upstream: manifests by digest, their
-//	               bytes checked (and kept in memory), and the upstream's
-//	               tags and referrers lists; redirect.go: which upstream
-//	               redirects are followed
+//	               bytes checked (and kept in memory, memcache.go, and in
+//	               the blob cache), and the upstream's tags and referrers
+//	               lists; redirect.go: which upstream redirects are
+//	               followed
 //	serve.go       6. answer manifests, tags lists (paged), referrers and
 //	               pass-through requests;
-//	blob.go        blobs, hashed while they stream (stream.go)
+//	blob.go        blobs: from the blob cache when there is one
+//	               (blobstore.go, Range in ranges.go), else hashed while they
+//	               stream from the upstream (stream.go)
 //	respond.go     7. denials, errors and the audit line
+//
+// The blob cache (Options.Store, a registry/blobcache.Store) only keeps:
+// every request is decided first, against the current verified trust
+// data, exactly as without it, and only what is allowed is looked up.
 //
 // Set up once, not per request: policy.go (rules), config.go (the policy
 // file), upstream.go (upstreams and their credentials), trustca.go (TLS
@@ -41,6 +48,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/signet-project/signet/registry/blobcache"
 	"github.com/signet-project/signet/trust/verify"
 )
 
@@ -74,8 +82,19 @@ type Options struct {
 	// 4 MiB).
 	MaxManifestBytes int64
 	// ManifestCacheBytes bounds the in-memory cache of verified
-	// manifests (default 64 MiB).
+	// manifests, and with a Store that of small blobs (up to 64 KiB:
+	// configs, small layers), each (default 64 MiB).
 	ManifestCacheBytes int64
+	// Store is the verified blob cache on disk; nil means no cache:
+	// every blob streams from the upstream, hashed on the way, and
+	// manifests are kept in memory only. With a store, blobs the
+	// decision allows are served from it (Range answered 206) or
+	// fetched into it once however many clients ask at the same time,
+	// and verified manifests are kept in it too, so that what is
+	// cached and still signed is served while the upstream is down.
+	// The caller opens and closes it (after the proxy's server is shut
+	// down) and may run ScrubCache on it.
+	Store *blobcache.Store
 	// Now is the clock for trust expiry (default time.Now).
 	Now func() time.Time
 	// Logger receives the audit log (one line per decision); nil discards.
@@ -92,7 +111,9 @@ type Proxy struct {
 	trustCli  *http.Client
 	refresher *verify.Refresher
 	maxMan    int64
-	manifests *manifestCache
+	manifests *memCache[cachedManifest]
+	blobMem   *memCache[[]byte] // small blobs, with a store only
+	store     *blobcache.Store
 	allowed   *allowedSet
 	log       *slog.Logger
 	metrics   *metrics
@@ -161,7 +182,9 @@ func New(opts Options) (*Proxy, error) {
 		trans:     &transports{base: base},
 		trustCli:  tc,
 		maxMan:    maxMan,
-		manifests: newManifestCache(cacheBytes),
+		manifests: newMemCache(cacheBytes, func(m cachedManifest) int64 { return int64(len(m.body)) }),
+		blobMem:   newMemCache(cacheBytes, func(b []byte) int64 { return int64(len(b)) }),
+		store:     opts.Store,
 		allowed:   newAllowedSet(100000),
 		log:       logger,
 		metrics:   m,
@@ -176,6 +199,11 @@ func New(opts Options) (*Proxy, error) {
 		},
 	}
 	p.metrics.watchStale(func() float64 { return float64(len(p.refresher.Stale())) })
+	if p.store != nil {
+		if err := p.metrics.watchStore(p.store); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 

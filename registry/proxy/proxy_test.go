@@ -28,6 +28,7 @@ import (
 	"github.com/signet-project/signet/internal/publish"
 	"github.com/signet-project/signet/internal/testservers"
 	"github.com/signet-project/signet/keys"
+	"github.com/signet-project/signet/registry/blobcache"
 	"github.com/signet-project/signet/trust/verify"
 )
 
@@ -69,6 +70,7 @@ type env struct {
 	t         testing.TB
 	opts      Options
 	upstream  string // host:port of the upstream registry
+	upServer  *httptest.Server
 	trust     string
 	proxy     string // host:port of the proxy
 	cfg       publish.Config
@@ -98,6 +100,7 @@ func newEnvWrapped(t testing.TB, wrap func(http.Handler) http.Handler, mutate fu
 	}
 	up := httptest.NewServer(upstream)
 	t.Cleanup(up.Close)
+	e.upServer = up
 	e.upstream = strings.TrimPrefix(up.URL, "http://")
 	// The trust server sits behind a switch so tests can take it down.
 	real, _ := url.Parse(testservers.TrustServer(t))
@@ -295,10 +298,19 @@ func TestUpstreamLiesAboutSignedDigest(t *testing.T) {
 // TestUpstreamLiesAboutBlob: the upstream serves other bytes of the same
 // length for a layer. A small blob is refused outright; a large one is
 // cut before its last byte, so no client ever holds a complete body.
+// With a blob cache, nothing is cached either.
 func TestUpstreamLiesAboutBlob(t *testing.T) {
-	for _, size := range []int64{4 << 10, 3 << 20} {
-		t.Run(strconv.FormatInt(size, 10), func(t *testing.T) {
-			e := newEnv(t, nil)
+	for _, c := range []struct {
+		size   int64
+		cached bool
+	}{{4 << 10, false}, {3 << 20, false}, {4 << 10, true}, {3 << 20, true}} {
+		size := c.size
+		t.Run(fmt.Sprintf("%d/cache=%v", size, c.cached), func(t *testing.T) {
+			var store *blobcache.Store
+			if c.cached {
+				store = openStore(t, t.TempDir())
+			}
+			e := newEnv(t, func(o *Options) { o.Store = store })
 			img, err := random.Image(size, 1)
 			if err != nil {
 				t.Fatal(err)
@@ -327,6 +339,11 @@ func TestUpstreamLiesAboutBlob(t *testing.T) {
 			case resp.StatusCode == http.StatusOK && rerr != nil && int64(len(body)) < n:
 			default:
 				t.Fatalf("status %d, read %d of %d bytes, read error %v: a complete tampered blob reached the client", resp.StatusCode, len(body), n, rerr)
+			}
+			if store != nil {
+				if _, ok, _ := store.Get(d.String()); ok {
+					t.Fatal("the tampered blob was cached")
+				}
 			}
 		})
 	}

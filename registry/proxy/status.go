@@ -24,16 +24,39 @@ type staleRepo struct {
 
 // status is the body of /_signet/status.
 type status struct {
-	Stale []staleRepo `json:"stale"`
+	Stale []staleRepo  `json:"stale"`
+	Cache *cacheStatus `json:"cache,omitempty"`
+}
+
+// cacheStatus is the blob cache, as /_signet/status shows it (absent
+// without a cache): sizes now, and counters since the start.
+type cacheStatus struct {
+	SizeBytes       int64 `json:"size_bytes"`
+	Objects         int   `json:"objects"`
+	Hits            int64 `json:"hits"`
+	Misses          int64 `json:"misses"`
+	UpstreamFetches int64 `json:"upstream_fetches"`
+	SharedFetches   int64 `json:"shared_fetches"`
+	FetchesInFlight int   `json:"fetches_in_flight"`
+	Mismatches      int64 `json:"mismatches"`
+	Corrupt         int64 `json:"corrupt"`
+	Evictions       int64 `json:"evictions"`
 }
 
 // serveStatus lists the repositories whose latest trust refresh failed
-// and which are served from older verified data until it expires.
+// and which are served from older verified data until it expires, and
+// the blob cache's figures.
 func (p *Proxy) serveStatus(w http.ResponseWriter, _ *http.Request) {
 	st := status{Stale: []staleRepo{}}
 	for _, s := range p.refresher.Stale() {
 		st.Stale = append(st.Stale, staleRepo{Repository: s.GUN, Source: s.Key, Since: s.Since.UTC(),
 			Rejected: s.Rejected, Error: s.Err.Error(), Expires: s.Expires.UTC()})
+	}
+	if p.store != nil {
+		cs := p.store.Stats()
+		st.Cache = &cacheStatus{SizeBytes: cs.Size, Objects: cs.Objects, Hits: cs.Hits, Misses: cs.Misses,
+			UpstreamFetches: cs.UpstreamFetches, SharedFetches: cs.Joins, FetchesInFlight: cs.InFlight,
+			Mismatches: cs.Mismatches, Corrupt: cs.Corrupt, Evictions: cs.Evictions}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)

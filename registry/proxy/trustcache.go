@@ -4,8 +4,8 @@ import "sync"
 
 // allowedSet is what the proxy has learned from the verified trust data:
 // it holds digests, never content (the verified trust data itself is
-// cached by trust/verify's Refresher; manifest bytes by manifestCache in
-// fetch.go). It remembers, per GUN, the digests (child manifests, blobs)
+// cached by trust/verify's Refresher; manifest bytes by memCache,
+// memcache.go). It remembers, per GUN, the digests (child manifests, blobs)
 // reachable from verified manifests the proxy served, and for which
 // trust data version a full walk of the signed manifests was done (so a
 // stream of unknown digests cannot make the proxy walk again and again).
