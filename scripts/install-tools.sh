@@ -12,6 +12,10 @@
 #                          conformance suite, run against the proxy by
 #                          internal/conformance. Its package builds a binary
 #                          named "conformance"; it is installed under this name.
+#   weed                   github.com/seaweedfs/seaweedfs/weed (pinned
+#                          pseudo-version): SeaweedFS, a real S3-compatible
+#                          server for the blob cache's shared tier tests,
+#                          started by internal/testenv.S3Server.
 #   postgresql (Debian)    the PostgreSQL server, started for the tests by
 #                          scripts/start-postgres.sh. Installed only when
 #                          running as root and no server is found; set
@@ -26,6 +30,15 @@
 # -X ldflags so that `notary version` reports 0.7.0; the Git commit field
 # stays empty because the module proxy zip carries no VCS data.
 #
+# SeaweedFS's go.mod has a replace directive, so `go install pkg@version`
+# refuses it ("The go.mod file for the module providing named packages
+# contains one or more replace directives"). install_in_module instead
+# downloads the module with `go mod download` and runs `go build` inside it
+# (in the read-only module cache), where it is the main module and its
+# replace directives and go.sum apply. weed is built with CGO_ENABLED=0; a
+# cold build takes about 10 minutes on 2 cores (about 200 modules to
+# download) and makes a binary of about 230 MB.
+#
 # Note: the released notary-server does not link a SQLite driver (go-sqlite3
 # is imported only by its tests), so its "sqlite3" storage backend fails at
 # start with `sql: unknown driver "sqlite3"`. Use the "memory" backend; see
@@ -36,7 +49,10 @@
 # whose line matches is skipped. Changing a pin or the Go version rebuilds it.
 #
 # Usage: scripts/install-tools.sh            (from anywhere)
-# Environment: SIGNET_SKIP_APT=1 skips the Debian package step.
+# Environment: SIGNET_SKIP_APT=1 skips the Debian package step;
+# SIGNET_TOOLS_ONLY=weed builds only weed (no Debian packages), and
+# SIGNET_TOOLS_SKIP=weed everything else: .ci/run runs the two at once,
+# since weed alone takes minutes to build.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,6 +70,9 @@ GGCR_VERSION="v0.22.1" # github.com/google/go-containerregistry, as go.mod requi
 # the suite's README prefers `go build` of its main package to the older
 # `go test -c`, which it reports as deprecated.
 CONFORMANCE_VERSION="v0.0.0-20260831232431-97274622c111"
+# github.com/seaweedfs/seaweedfs, 2026-11-09 (weed reports "version 30GB 4.53").
+# Its go.mod has a replace directive: built by install_in_module.
+SEAWEEDFS_VERSION="v0.0.0-20261109003541-7506e5f91cd6"
 
 NOTARY_MOD="github.com/theupdateframework/notary"
 NOTARY_LDFLAGS="-X ${NOTARY_MOD}/version.NotaryVersion=${NOTARY_VERSION#v}"
@@ -118,6 +137,9 @@ is_current() { # name pkg@version
 
 record() { # name pkg@version
 	local name="$1" tmp
+	# Under a lock: CI builds weed in a second run of this script.
+	exec 9>"$TOOLS/versions.lock"
+	flock 9
 	tmp="$(mktemp "$TOOLS/versions.XXXXXX")"
 	if [[ -f "$STAMP" ]]; then
 		grep -v "^${name} " "$STAMP" >"$tmp" || true
@@ -127,6 +149,7 @@ record() { # name pkg@version
 	sort -o "$tmp" "$tmp"
 	chmod 0644 "$tmp"
 	mv "$tmp" "$STAMP"
+	exec 9>&-
 }
 
 go_install() { # name pkg@version [go build flags...]
@@ -160,8 +183,47 @@ install_renamed() {
 	record "$name" "$target"
 }
 
+# install_in_module NAME MODULE DIR VERSION: build the command in directory
+# DIR of MODULE at VERSION as $BIN/NAME, for a module whose go.mod has
+# replace directives (which `go install pkg@version` refuses): go build
+# runs inside the downloaded module, as its main module.
+install_in_module() {
+	local name="$1" mod="$2" pkg="$3" version="$4" target dir tmp
+	target="$mod/$pkg@$version"
+	if is_current "$name" "$target"; then
+		log "$name: $target already installed"
+		return
+	fi
+	log "$name: building $target with $GO_VERSION (inside the module: its go.mod has replace directives)"
+	# Run from / so that no go.mod (such as the repo's) is involved or
+	# changed; GOWORK=off so that no go.work is.
+	(cd / && GOFLAGS='' GOWORK=off GOTOOLCHAIN=local go mod download "$mod@$version")
+	dir="$(cd / && GOFLAGS='' GOWORK=off GOTOOLCHAIN=local go list -m -f '{{.Dir}}' "$mod@$version")"
+	if [[ ! -d "$dir/$pkg" ]]; then
+		log "$name: $mod@$version has no directory $pkg (module at \"$dir\")"
+		exit 1
+	fi
+	tmp="$(mktemp -d "$TOOLS/gobin.XXXXXX")"
+	(cd "$dir" && GOFLAGS='' GOWORK=off GOTOOLCHAIN=local go build -o "$tmp/$name" "./$pkg")
+	mv -f "$tmp/$name" "$BIN/$name"
+	rmdir "$tmp"
+	record "$name" "$target"
+}
+
+# wanted NAME: whether this run installs tool NAME: SIGNET_TOOLS_ONLY
+# names the one tool to install, SIGNET_TOOLS_SKIP one to leave out.
+wanted() {
+	[[ -z "${SIGNET_TOOLS_ONLY:-}" || "$SIGNET_TOOLS_ONLY" == "$1" ]] && [[ "${SIGNET_TOOLS_SKIP:-}" != "$1" ]]
+}
+
 main() {
 	mkdir -p "$BIN"
+	if [[ -n "${SIGNET_TOOLS_ONLY:-}" ]]; then
+		if wanted weed; then
+			CGO_ENABLED=0 install_in_module weed github.com/seaweedfs/seaweedfs weed "$SEAWEEDFS_VERSION"
+		fi
+		return
+	fi
 	install_debian_packages
 
 	CGO_ENABLED=0 go_install notary "${NOTARY_MOD}/cmd/notary@${NOTARY_VERSION}" -ldflags "$NOTARY_LDFLAGS"
@@ -171,6 +233,11 @@ main() {
 	CGO_ENABLED=0 go_install crane "github.com/google/go-containerregistry/cmd/crane@${GGCR_VERSION}"
 	# oci-conformance: the OCI conformance suite, run against the proxy.
 	CGO_ENABLED=0 install_renamed oci-conformance "github.com/opencontainers/distribution-spec/conformance@${CONFORMANCE_VERSION}"
+	# weed: SeaweedFS, a real S3-compatible server for the blob cache's
+	# shared tier tests.
+	if wanted weed; then
+		CGO_ENABLED=0 install_in_module weed github.com/seaweedfs/seaweedfs weed "$SEAWEEDFS_VERSION"
+	fi
 
 	log "tools in $BIN:"
 	sed 's/^/  /' "$STAMP" >&2

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/signet-project/signet/registry/blobcache"
+	"github.com/signet-project/signet/registry/blobcache/bucket"
 	"github.com/signet-project/signet/registry/proxy"
 	"github.com/signet-project/signet/trust/server"
 	"github.com/signet-project/signet/trust/server/auth"
@@ -37,6 +38,7 @@ type proxyFlags struct {
 	cacheSize                           sizeValue
 	noCache                             bool
 	scrub                               time.Duration
+	cacheShared                         string
 }
 
 func newProxyCmd(g *globalFlags) *cobra.Command {
@@ -96,6 +98,7 @@ the upstream is down. --no-cache streams every blob from the upstream.`,
 	fl.Var(&f.cacheSize, "cache-size", "bound of the blob cache, in bytes or with a unit (20GiB, 500MB); least recently used blobs are evicted beyond it")
 	fl.BoolVar(&f.noCache, "no-cache", false, "no blob cache: stream every blob from the upstream, keep manifests in memory only")
 	fl.DurationVar(&f.scrub, "cache-scrub-interval", 24*time.Hour, "how often every cached file is hashed again (0: never)")
+	fl.StringVar(&f.cacheShared, "cache-shared", "", "a bucket the proxy's replicas share, looked up before the upstream: s3://BUCKET?region=R[&endpoint=URL&use_path_style=true] (AWS credentials from the environment) or file:///FOLDER")
 	return cmd
 }
 
@@ -144,14 +147,18 @@ func defaultCacheDir() string {
 // proxyCache is the blob cache settings: the policy file's cache section,
 // overridden by the flags given on the command line.
 type proxyCache struct {
-	off   bool
-	dir   string
-	max   int64
-	scrub time.Duration
+	off    bool
+	dir    string
+	max    int64
+	scrub  time.Duration
+	shared string // bucket URL, "" for none
 }
 
 func cacheSettings(fl *pflag.FlagSet, f *proxyFlags, file proxy.CacheConfig) (proxyCache, error) {
-	c := proxyCache{off: file.Disabled, dir: f.cacheDir, max: int64(f.cacheSize), scrub: f.scrub}
+	c := proxyCache{off: file.Disabled, dir: f.cacheDir, max: int64(f.cacheSize), scrub: f.scrub, shared: f.cacheShared}
+	if file.Shared != "" && !fl.Changed("cache-shared") {
+		c.shared = file.Shared
+	}
 	if file.Dir != "" && !fl.Changed("cache-dir") {
 		c.dir = file.Dir
 	}
@@ -164,8 +171,8 @@ func cacheSettings(fl *pflag.FlagSet, f *proxyFlags, file proxy.CacheConfig) (pr
 	if fl.Changed("no-cache") {
 		c.off = f.noCache
 	}
-	if c.off && fl.Changed("no-cache") && (fl.Changed("cache-dir") || fl.Changed("cache-size")) {
-		return proxyCache{}, errors.New("--no-cache turns the cache off: drop --cache-dir and --cache-size, or --no-cache")
+	if c.off && fl.Changed("no-cache") && (fl.Changed("cache-dir") || fl.Changed("cache-size") || fl.Changed("cache-shared")) {
+		return proxyCache{}, errors.New("--no-cache turns the cache off: drop --cache-dir, --cache-size and --cache-shared, or --no-cache")
 	}
 	if c.scrub < 0 {
 		return proxyCache{}, fmt.Errorf("--cache-scrub-interval %v: give 0 (never) or more", c.scrub)
@@ -230,8 +237,18 @@ func runProxy(cmd *cobra.Command, g *globalFlags, f *proxyFlags) error {
 		return err
 	}
 	var store *blobcache.Store
+	shared := "none"
 	if !cache.off {
-		s, err := blobcache.Open(cache.dir, blobcache.Options{MaxBytes: cache.max, Logger: logger})
+		opts := blobcache.Options{MaxBytes: cache.max, Logger: logger}
+		if cache.shared != "" {
+			b, err := bucket.Open(cmd.Context(), cache.shared)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			opts.Shared, shared = b, b.String()
+		}
+		s, err := blobcache.Open(cache.dir, opts)
 		if err != nil {
 			return err
 		}
@@ -275,7 +292,7 @@ func runProxy(cmd *cobra.Command, g *globalFlags, f *proxyFlags) error {
 	}
 	if store != nil {
 		st := store.Stats()
-		logger.Info("blob cache", "dir", cache.dir, "max_bytes", cache.max, "scrub_interval", cache.scrub, "objects", st.Objects, "size_bytes", st.Size)
+		logger.Info("blob cache", "dir", cache.dir, "max_bytes", cache.max, "scrub_interval", cache.scrub, "objects", st.Objects, "size_bytes", st.Size, "shared", shared)
 	} else {
 		logger.Info("blob cache off: every blob streams from the upstream")
 	}

@@ -20,7 +20,8 @@ type FetchFunc func(ctx context.Context) (body io.ReadCloser, size int64, err er
 
 // Fetch returns a Reader of digest: from the cache on a hit, otherwise
 // from an upstream fetch shared with every other caller asking for
-// digest meanwhile (fetch is called only if this caller starts it). size
+// digest meanwhile (fetch is called only if this caller starts it, and
+// only if the Shared store, when there is one, does not hold digest). size
 // is the expected length, -1 if unknown; a different length upstream is
 // a mismatch. Fetch returns once the upstream answered, so an upstream
 // error can still be answered with a status code; errors after that come
@@ -30,6 +31,11 @@ func (s *Store) Fetch(ctx context.Context, digest string, size int64, fetch Fetc
 	if err := checkDigest(digest); err != nil {
 		return nil, err
 	}
+	return s.fetch(ctx, digest, size, false, fetch)
+}
+
+// fetch is Fetch; local skips the shared store (Keep's bytes are here).
+func (s *Store) fetch(ctx context.Context, digest string, size int64, local bool, fetch FetchFunc) (*Reader, error) {
 	for {
 		ent, err := s.open(digest)
 		if err != nil {
@@ -39,7 +45,7 @@ func (s *Store) Fetch(ctx context.Context, digest string, size int64, fetch Fetc
 			s.stats.hits.Add(1)
 			return &Reader{s: s, digest: digest, size: ent.Size, ent: ent}, nil
 		}
-		fl, err := s.join(digest, size, fetch)
+		fl, err := s.join(digest, size, local, fetch)
 		if err != nil {
 			return nil, fmt.Errorf("fetch blob %s: %w", digest, err)
 		}
@@ -52,7 +58,7 @@ func (s *Store) Fetch(ctx context.Context, digest string, size int64, fetch Fetc
 
 // join adds a reader to the fetch of digest, starting it if there is
 // none. It returns nil if the blob was committed meanwhile.
-func (s *Store) join(digest string, size int64, fetch FetchFunc) (*flight, error) {
+func (s *Store) join(digest string, size int64, local bool, fetch FetchFunc) (*flight, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -70,11 +76,10 @@ func (s *Store) join(digest string, size int64, fetch FetchFunc) (*flight, error
 	if ok {
 		s.stats.joins.Add(1)
 	} else {
-		fl = &flight{digest: digest, started: make(chan struct{}), size: size, fileRefs: 1}
+		fl = &flight{digest: digest, started: make(chan struct{}), size: size, fileRefs: 1, local: local}
 		fl.cond.L = &fl.mu
 		fl.ctx, fl.cancel = context.WithCancel(s.ctx)
 		s.flights[digest] = fl
-		s.stats.fetches.Add(1)
 		s.stats.inFlight.Add(1)
 		s.wg.Add(1)
 		go s.run(fl, fetch)

@@ -20,9 +20,11 @@ type flight struct {
 	startOnce sync.Once
 
 	// Set by the fetch goroutine before started is closed, then fixed.
-	file *os.File
-	tmp  string
-	size int64 // expected length, -1 if unknown
+	file       *os.File
+	tmp        string
+	size       int64 // expected length, -1 if unknown
+	local      bool  // Keep: bytes from the caller, not looked up in Shared
+	fromShared bool  // the bytes come from the Shared store
 
 	mu      sync.Mutex
 	cond    sync.Cond // on mu: broadcast when written, done or a Reader's ctx changes
@@ -86,10 +88,18 @@ func (s *Store) run(fl *flight, fetch FetchFunc) {
 	defer s.stats.inFlight.Add(-1)
 	defer fl.cancel()
 	err := s.fill(fl, fetch)
+	if errors.Is(err, ErrMismatch) && fl.fromShared {
+		// Deleted before the readers hear of it, so that a client's
+		// retry goes to the source.
+		s.stats.sharedMismatches.Add(1)
+		s.deleteShared(fl.digest)
+	}
 	fl.finish(err)
 	fl.markStarted()
 	if err == nil {
-		s.commit(fl)
+		if s.commit(fl) && !fl.fromShared {
+			s.share(fl.digest)
+		}
 		return
 	}
 	if errors.Is(err, ErrMismatch) {
@@ -126,7 +136,7 @@ func (s *Store) fill(fl *flight, fetch FetchFunc) error {
 		return fmt.Errorf("create temporary file: %w", err)
 	}
 	fl.file, fl.tmp = f, f.Name()
-	body, upSize, err := fetch(fl.ctx)
+	body, upSize, err := s.openSource(fl, fetch)
 	if err != nil {
 		return err
 	}
@@ -156,9 +166,10 @@ func (s *Store) fill(fl *flight, fetch FetchFunc) error {
 }
 
 // commit moves a verified temporary file under its digest name and into
-// the index, pinned by the readers still reading it. A blob larger than
-// the bound, or one every reader left, is not kept.
-func (s *Store) commit(fl *flight) {
+// the index, pinned by the readers still reading it, and reports whether
+// it did. A blob larger than the bound, or one every reader left, is not
+// kept.
+func (s *Store) commit(fl *flight) bool {
 	size := fl.written // final: written only by this goroutine
 	s.mu.Lock()
 	skip := fl.abandoned || s.closed || size > s.max
@@ -192,6 +203,7 @@ func (s *Store) commit(fl *flight) {
 	if last {
 		s.closeFlightFile(fl, keep)
 	}
+	return !skip && err == nil
 }
 
 // persist syncs the temporary file, stamps its last use and renames it

@@ -11,8 +11,9 @@ type Stats struct {
 	// (corrupt files included). Fetch on a miss counts in
 	// UpstreamFetches or Joins instead.
 	Misses int64
-	// UpstreamFetches are fetches started; Joins are Fetch calls that
-	// shared a fetch already in progress.
+	// UpstreamFetches are fetches that called their FetchFunc (not
+	// those the Shared store answered, nor Keep); Joins are Fetch calls
+	// that shared a fetch already in progress.
 	UpstreamFetches int64
 	Joins           int64
 	// FetchErrors are upstream fetches that failed (upstream errors,
@@ -37,9 +38,24 @@ type Stats struct {
 	Size     int64
 	Objects  int
 	InFlight int
+	// Shared counts the use of Options.Shared; zero without one.
+	Shared SharedStats
+}
+
+// SharedStats count the shared store's use: Hits and Misses are lookups
+// before a fetch; Puts are blobs copied to it; Errors are lookups and
+// copies that failed (the fetch then went to the source); Mismatches
+// are shared objects found not to match their digest, and deleted.
+type SharedStats struct {
+	Hits       int64 `json:"hits"`
+	Misses     int64 `json:"misses"`
+	Puts       int64 `json:"puts"`
+	Errors     int64 `json:"errors"`
+	Mismatches int64 `json:"mismatches"`
 }
 
 type counters struct {
+	sharedHits, sharedMisses, sharedPuts, sharedErrors, sharedMismatches      atomic.Int64
 	hits, misses, fetches, joins, fetchErrors, mismatches, corrupt, evictions atomic.Int64
 	bytesServed, bytesStreamed, bytesFetched, inFlight                        atomic.Int64
 }
@@ -59,6 +75,13 @@ func (s *Store) Stats() Stats {
 		BytesStreamed:   s.stats.bytesStreamed.Load(),
 		BytesFetched:    s.stats.bytesFetched.Load(),
 		InFlight:        int(s.stats.inFlight.Load()),
+		Shared: SharedStats{
+			Hits:       s.stats.sharedHits.Load(),
+			Misses:     s.stats.sharedMisses.Load(),
+			Puts:       s.stats.sharedPuts.Load(),
+			Errors:     s.stats.sharedErrors.Load(),
+			Mismatches: s.stats.sharedMismatches.Load(),
+		},
 	}
 	s.mu.Lock()
 	st.Size, st.Objects = s.size, len(s.entries)

@@ -41,16 +41,21 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for last-use times. nil means time.Now.
 	Now func() time.Time
+	// Shared, if not nil, is a store shared with other proxies, looked
+	// up on a miss before the source and given every blob fetched from
+	// the source (see Shared).
+	Shared Shared
 }
 
 // Store is a content-addressed store of verified blobs in one folder.
 // It is safe for concurrent use.
 type Store struct {
-	dir  string   // <dir>/sha256
-	lock *os.File // <dir>/lock, held while open
-	max  int64
-	log  *slog.Logger
-	now  func() time.Time
+	dir    string   // <dir>/sha256
+	lock   *os.File // <dir>/lock, held while open
+	max    int64
+	shared Shared
+	log    *slog.Logger
+	now    func() time.Time
 
 	// ctx is the parent of upstream fetches; Close cancels it.
 	ctx    context.Context
@@ -93,6 +98,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		dir:     filepath.Join(dir, "sha256"),
 		max:     opts.MaxBytes,
 		log:     opts.Logger,
+		shared:  opts.Shared,
 		now:     opts.Now,
 		entries: map[string]*entry{},
 		lru:     list.New(),

@@ -331,25 +331,40 @@ func looksLikeManifest(body []byte) bool {
 	return manifestTypes[m.MediaType] || m.MediaType == "" && (m.Layers != nil || m.Manifests != nil)
 }
 
-// keepManifest writes verified manifest bytes to the blob cache, so that
-// they outlive the memory cache, restarts and upstream outages. A
-// failure only costs a later upstream fetch.
+// keepManifest writes verified manifest bytes to the blob cache (and its
+// shared store), so that they outlive the memory cache, restarts and
+// upstream outages. A failure only costs a later upstream fetch.
 func (p *Proxy) keepManifest(ctx context.Context, m cachedManifest) {
 	if p.store == nil {
 		return
 	}
-	size := int64(len(m.body))
-	rd, err := p.store.Fetch(ctx, m.digest, size, func(context.Context) (io.ReadCloser, int64, error) {
-		return io.NopCloser(bytes.NewReader(m.body)), size, nil
-	})
-	if err == nil {
-		// Read to the end: the store commits a fetch that completed.
-		_, err = io.Copy(io.Discard, rd)
-		rd.Close()
-	}
-	if err != nil {
+	if err := p.store.Keep(ctx, m.digest, m.body); err != nil {
 		p.log.LogAttrs(ctx, slog.LevelWarn, "blob cache: keep manifest", slog.String("digest", m.digest), slog.String("err", err.Error()))
 	}
+}
+
+// errNoUpstream stops a shared-store lookup from going to the upstream.
+var errNoUpstream = errors.New("upstream unreachable, and the shared cache does not hold it")
+
+// sharedManifest reads a manifest from the blob cache's shared store,
+// where another replica kept it, when the upstream cannot be reached.
+// Its bytes are checked like storedManifest's.
+func (p *Proxy) sharedManifest(ctx context.Context, digest string, length int64) (cachedManifest, bool) {
+	if p.store == nil || !p.store.HasShared() {
+		return cachedManifest{}, false
+	}
+	rd, err := p.store.Fetch(ctx, digest, length, func(context.Context) (io.ReadCloser, int64, error) {
+		return nil, 0, errNoUpstream
+	})
+	if err != nil {
+		return cachedManifest{}, false
+	}
+	defer rd.Close()
+	body, err := io.ReadAll(io.LimitReader(rd, p.maxMan+1))
+	if err != nil || int64(len(body)) > p.maxMan || length >= 0 && int64(len(body)) != length || sha256Digest(body) != digest || !looksLikeManifest(body) {
+		return cachedManifest{}, false
+	}
+	return newCachedManifest(digest, body, ""), true
 }
 
 // ScrubCache runs s.Scrub every interval until ctx is done, logging what

@@ -28,6 +28,7 @@ import (
 
 	"github.com/signet-project/signet/internal/publish"
 	"github.com/signet-project/signet/registry/blobcache"
+	"github.com/signet-project/signet/registry/blobcache/bucket"
 )
 
 // upCounter counts the GET requests the upstream registry saw, by path,
@@ -416,6 +417,71 @@ func TestCacheUpstreamDown(t *testing.T) {
 	check(e.replicaWith(store2))
 }
 
+// TestSharedCacheReplicas: replicas on one shared bucket (a file://
+// bucket here; registry/blobcache/bucket tests S3 too). A blob one
+// replica fetched is served by another without an upstream GET, and
+// with the upstream down a replica that never pulled the image serves
+// it whole, manifests included, from the bucket.
+func TestSharedCacheReplicas(t *testing.T) {
+	u := "file://" + filepath.ToSlash(t.TempDir())
+	sharedStore := func() *blobcache.Store {
+		b, err := bucket.Open(context.Background(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		s, err := blobcache.Open(t.TempDir(), blobcache.Options{Shared: b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	storeA := sharedStore()
+	uc := &upCounter{}
+	e := newEnvWrapped(t, uc.wrap, func(o *Options) { o.Store = storeA })
+	data, layer, digest := e.pushLayer("team/app:v1", 2<<20)
+	if _, err := e.pull("team/app:v1"); err != nil {
+		t.Fatal(err)
+	}
+	// The manifest and the layer (the pull reads no config); the copies
+	// run in the background.
+	for i := 0; storeA.Stats().Shared.Puts < 2; i++ {
+		if i == 1000 {
+			t.Fatalf("replica a did not copy to the bucket: %+v", storeA.Stats().Shared)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	b := e.replicaWith(sharedStore())
+	before := uc.count("/blobs/" + layer)
+	resp, body := get(t, http.MethodGet, "http://"+b+"/v2/team/app/blobs/"+layer)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
+		t.Fatalf("replica b: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	if n := uc.count("/blobs/" + layer); n != before {
+		t.Errorf("replica b asked the upstream for a blob in the bucket (%d GETs)", n-before)
+	}
+
+	e.upServer.Close()
+	c := e.replicaWith(sharedStore())
+	for _, path := range []string{"/v2/team/app/manifests/v1", "/v2/team/app/manifests/" + digest} {
+		resp, body := get(t, http.MethodGet, "http://"+c+path)
+		if resp.StatusCode != http.StatusOK || sha(body) != digest {
+			t.Errorf("replica c, %s with the upstream down: %d %s", path, resp.StatusCode, body)
+		}
+	}
+	resp, body = get(t, http.MethodGet, "http://"+c+"/v2/team/app/blobs/"+layer)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
+		t.Errorf("replica c, layer with the upstream down: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	// Not signed: the bucket changes no decision.
+	resp, _ = get(t, http.MethodGet, "http://"+c+"/v2/team/app/manifests/v9")
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("unsigned tag through replica c: %d, want 403", resp.StatusCode)
+	}
+}
+
 // TestCacheCorruptFileRefetched: a cached file changed on disk while no
 // proxy ran is found at its first use by the next proxy over the same
 // folder, deleted and fetched again.
@@ -513,7 +579,7 @@ func TestCacheMetricsAndStatus(t *testing.T) {
 		cachedFile(t, dir, layer) // committed: the next pull is a hit
 	}
 	_, body := get(t, http.MethodGet, "http://"+e.proxy+"/metrics")
-	for _, m := range []string{"signet_proxy_blobcache_hits_total", "signet_proxy_blobcache_misses_total", "signet_proxy_blobcache_shared_fetches_total",
+	for _, m := range []string{"signet_proxy_blobcache_hits_total", "signet_proxy_blobcache_misses_total", "signet_proxy_blobcache_joined_fetches_total",
 		`signet_proxy_blobcache_served_bytes_total{source="cache"}`, `signet_proxy_blobcache_served_bytes_total{source="upstream"}`,
 		"signet_proxy_blobcache_size_bytes", "signet_proxy_blobcache_objects", "signet_proxy_blobcache_evictions_total", "signet_proxy_blobcache_corrupt_total"} {
 		if !bytes.Contains(body, []byte(m)) {
@@ -614,8 +680,8 @@ func TestLoadConfigCache(t *testing.T) {
 		os.WriteFile(p, []byte("rules:\n  - match: \"x/*\"\n    mode: allow\n"+body), 0o600)
 		return p
 	}
-	c, err := LoadConfig(write("cache:\n  dir: /var/cache/signet\n  size: 2GiB\n  scrub_interval: 0s\n"))
-	if err != nil || c.Cache.Dir != "/var/cache/signet" || c.Cache.MaxBytes != 2<<30 || c.Cache.ScrubInterval == nil || *c.Cache.ScrubInterval != 0 || c.Cache.Disabled {
+	c, err := LoadConfig(write("cache:\n  dir: /var/cache/signet\n  size: 2GiB\n  scrub_interval: 0s\n  shared: s3://b?region=r\n"))
+	if err != nil || c.Cache.Dir != "/var/cache/signet" || c.Cache.MaxBytes != 2<<30 || c.Cache.ScrubInterval == nil || *c.Cache.ScrubInterval != 0 || c.Cache.Disabled || c.Cache.Shared != "s3://b?region=r" {
 		t.Errorf("cache section: %+v, %v", c.Cache, err)
 	}
 	c, err = LoadConfig(write(""))

@@ -39,6 +39,7 @@ import (
 //	  dir: /var/cache/signet/blobs
 //	  size: 20GiB
 //	  scrub_interval: 24h
+//	  shared: s3://bucket?region=eu-west-1   # optional: shared by replicas
 //	  disabled: false
 type File struct {
 	Upstreams []struct {
@@ -68,6 +69,7 @@ type File struct {
 		Dir           string `yaml:"dir"`
 		Size          string `yaml:"size"`
 		ScrubInterval string `yaml:"scrub_interval"`
+		Shared        string `yaml:"shared"`
 		Disabled      bool   `yaml:"disabled"`
 	} `yaml:"cache"`
 }
@@ -89,6 +91,10 @@ type CacheConfig struct {
 	// ScrubInterval is how often every cached file is hashed again
 	// (scrub_interval: 24h; 0 turns it off); nil is unset.
 	ScrubInterval *time.Duration
+	// Shared is the URL of a bucket the proxy's replicas share
+	// (shared: s3://BUCKET?region=..., file:///FOLDER); see package
+	// registry/blobcache/bucket.
+	Shared string
 	// Disabled turns the cache off.
 	Disabled bool
 }
@@ -133,7 +139,7 @@ func LoadConfig(path string) (Config, error) {
 
 // cache checks the cache section.
 func (f *File) cache() (CacheConfig, error) {
-	c := CacheConfig{Dir: f.Cache.Dir, Disabled: f.Cache.Disabled}
+	c := CacheConfig{Dir: f.Cache.Dir, Shared: f.Cache.Shared, Disabled: f.Cache.Disabled}
 	if f.Cache.Size != "" {
 		n, err := ParseSize(f.Cache.Size)
 		if err != nil || n <= 0 {

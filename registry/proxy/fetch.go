@@ -244,6 +244,13 @@ func (p *Proxy) fetchVerified(ctx context.Context, rr repoRef, digest string, le
 	}
 	resp, err := p.upstreamGet(ctx, rr, http.MethodGet, "manifests", digest, manifestAccept)
 	if err != nil {
+		// Unreachable: another replica may have kept it in the shared
+		// cache.
+		if m, ok := p.sharedManifest(ctx, digest, length); ok {
+			p.manifests.put(m.digest, m)
+			p.allowChildren(rr.gun, m)
+			return m, nil
+		}
 		return cachedManifest{}, err
 	}
 	defer resp.Body.Close()

@@ -94,7 +94,8 @@ var (
 	descHits = storeDesc("hits_total", "Blob cache lookups (blobs and manifests) answered from a cached file.")
 	descMiss = storeDesc("misses_total", "Blob cache lookups that found no usable file (corrupt ones included); a blob miss then counts as an upstream fetch or a shared fetch.")
 	descUp   = storeDesc("upstream_fetches_total", "Fetches into the blob cache started (one upstream GET each).")
-	descJoin = storeDesc("shared_fetches_total", "Requests that shared a fetch already in progress instead of asking the upstream again.")
+	descJoin = storeDesc("joined_fetches_total", "Requests that joined a fetch already in progress instead of asking the upstream again.")
+	descShar = storeDesc("shared_total", "Use of the shared cache (--cache-shared) by result: hit and miss (lookups before the upstream), put (blobs copied to it), error (lookups and copies that failed), mismatch (objects that did not match their digest, deleted).", "result")
 	descErr  = storeDesc("fetch_errors_total", "Fetches into the blob cache that failed (upstream errors, cancellations, local I/O).")
 	descMism = storeDesc("mismatches_total", "Fetches whose bytes did not hash to the digest or had another length: nothing was cached and no client got a complete body.")
 	descCorr = storeDesc("corrupt_total", "Cached files found truncated or changed (at first use after a start, or by a scrub) and deleted.")
@@ -107,7 +108,7 @@ var (
 )
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descHits, descMiss, descUp, descJoin, descErr, descMism, descCorr, descEvic, descSent, descGot, descSize, descObjs, descFly} {
+	for _, d := range []*prometheus.Desc{descHits, descMiss, descUp, descJoin, descErr, descMism, descCorr, descEvic, descSent, descGot, descSize, descObjs, descFly, descShar} {
 		ch <- d
 	}
 }
@@ -131,6 +132,13 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSent, st.BytesServed, "cache")
 	counter(descSent, st.BytesStreamed, "upstream")
 	counter(descGot, st.BytesFetched)
+	if c.s.HasShared() {
+		counter(descShar, st.Shared.Hits, "hit")
+		counter(descShar, st.Shared.Misses, "miss")
+		counter(descShar, st.Shared.Puts, "put")
+		counter(descShar, st.Shared.Errors, "error")
+		counter(descShar, st.Shared.Mismatches, "mismatch")
+	}
 	gauge(descSize, st.Size)
 	gauge(descObjs, int64(st.Objects))
 	gauge(descFly, int64(st.InFlight))

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/signet-project/signet/registry/blobcache"
 	"github.com/signet-project/signet/trust/verify"
 )
 
@@ -31,16 +32,17 @@ type status struct {
 // cacheStatus is the blob cache, as /_signet/status shows it (absent
 // without a cache): sizes now, and counters since the start.
 type cacheStatus struct {
-	SizeBytes       int64 `json:"size_bytes"`
-	Objects         int   `json:"objects"`
-	Hits            int64 `json:"hits"`
-	Misses          int64 `json:"misses"`
-	UpstreamFetches int64 `json:"upstream_fetches"`
-	SharedFetches   int64 `json:"shared_fetches"`
-	FetchesInFlight int   `json:"fetches_in_flight"`
-	Mismatches      int64 `json:"mismatches"`
-	Corrupt         int64 `json:"corrupt"`
-	Evictions       int64 `json:"evictions"`
+	SizeBytes       int64                  `json:"size_bytes"`
+	Objects         int                    `json:"objects"`
+	Hits            int64                  `json:"hits"`
+	Misses          int64                  `json:"misses"`
+	UpstreamFetches int64                  `json:"upstream_fetches"`
+	JoinedFetches   int64                  `json:"joined_fetches"`
+	Shared          *blobcache.SharedStats `json:"shared,omitempty"`
+	FetchesInFlight int                    `json:"fetches_in_flight"`
+	Mismatches      int64                  `json:"mismatches"`
+	Corrupt         int64                  `json:"corrupt"`
+	Evictions       int64                  `json:"evictions"`
 }
 
 // serveStatus lists the repositories whose latest trust refresh failed
@@ -55,8 +57,11 @@ func (p *Proxy) serveStatus(w http.ResponseWriter, _ *http.Request) {
 	if p.store != nil {
 		cs := p.store.Stats()
 		st.Cache = &cacheStatus{SizeBytes: cs.Size, Objects: cs.Objects, Hits: cs.Hits, Misses: cs.Misses,
-			UpstreamFetches: cs.UpstreamFetches, SharedFetches: cs.Joins, FetchesInFlight: cs.InFlight,
+			UpstreamFetches: cs.UpstreamFetches, JoinedFetches: cs.Joins, FetchesInFlight: cs.InFlight,
 			Mismatches: cs.Mismatches, Corrupt: cs.Corrupt, Evictions: cs.Evictions}
+		if p.store.HasShared() {
+			st.Cache.Shared = &cs.Shared
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
