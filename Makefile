@@ -7,7 +7,7 @@ TOOLS_BIN := $(CURDIR)/.tools/bin
 # Tests find notary, notary-server (and benchstat) here; see internal/testenv.
 export SIGNET_TOOLS := $(TOOLS_BIN)
 
-.PHONY: all build test lint tools ci demo bench fuzz
+.PHONY: all build test lint tools ci demo bench fuzz check-deploy
 
 all: lint build test
 
@@ -47,6 +47,12 @@ FUZZ_TARGETS := \
 	./trust/server/auth:FuzzBearerToken \
 	./trust/server/auth:FuzzTokenAuthorize \
 	./trust/server/auth:FuzzParseHtpasswd
+
+# deploy/'s Kubernetes manifests: kustomize renders them, kubeconform -strict
+# checks them against the pinned Kubernetes release's schemas, and signet
+# checks their flags and policy (scripts/check-deploy.sh; needs make tools).
+check-deploy:
+	bash scripts/check-deploy.sh
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -16,6 +16,23 @@
 #                          pseudo-version): SeaweedFS, a real S3-compatible
 #                          server for the blob cache's shared tier tests,
 #                          started by internal/testenv.S3Server.
+#   kubeconform            github.com/yannh/kubeconform (pinned): validates the
+#                          Kubernetes manifests in deploy/ against the API's
+#                          JSON schemas (scripts/check-deploy.sh).
+#   kustomize              sigs.k8s.io/kustomize/kustomize/v5 (pinned): renders
+#                          deploy/'s kustomizations for kubeconform.
+#   kubernetes-json-schema the JSON schemas kubeconform reads, one per API kind,
+#                          of one Kubernetes release (KUBERNETES_VERSION), in
+#                          .tools/kubernetes-json-schema/<version>-standalone-strict/.
+#                          kubeconform would download them from GitHub; here
+#                          they are made from that release's own OpenAPI
+#                          document, api/openapi-spec/swagger.json of the Go
+#                          module k8s.io/kubernetes (go mod download: the Go
+#                          module proxy and the checksum database vouch for
+#                          it), by the jq program K8S_SCHEMA_JQ below, the way
+#                          openapi2jsonschema --kubernetes --stand-alone
+#                          --strict makes kubeconform's default schemas.
+#   jq (Debian)            runs that conversion.
 #   postgresql (Debian)    the PostgreSQL server, started for the tests by
 #                          scripts/start-postgres.sh. Installed only when
 #                          running as root and no server is found; set
@@ -73,6 +90,15 @@ CONFORMANCE_VERSION="v0.0.0-20260831232431-97274622c111"
 # github.com/seaweedfs/seaweedfs, 2026-11-09 (weed reports "version 30GB 4.53").
 # Its go.mod has a replace directive: built by install_in_module.
 SEAWEEDFS_VERSION="v0.0.0-20261109003541-7506e5f91cd6"
+# github.com/yannh/kubeconform, 2026-06 (its go.mod has no replace directives).
+KUBECONFORM_VERSION="v0.8.0"
+# sigs.k8s.io/kustomize/kustomize/v5, 2026-09-30: v5.8.3 needs Go 1.27.
+KUSTOMIZE_VERSION="v5.8.2"
+# The Kubernetes release whose API schemas deploy/ is checked against:
+# the oldest minor release upstream still maintained on 2026-11-25 (1.35
+# to 1.37; v1.35.4 is of 2026-04-15), so the manifests use nothing that
+# only newer clusters know.
+KUBERNETES_VERSION="v1.35.4"
 
 NOTARY_MOD="github.com/theupdateframework/notary"
 NOTARY_LDFLAGS="-X ${NOTARY_MOD}/version.NotaryVersion=${NOTARY_VERSION#v}"
@@ -101,6 +127,12 @@ install_debian_packages() {
 		export DEBIAN_FRONTEND=noninteractive
 		apt-cache show skopeo >/dev/null 2>&1 || apt-get update -qq
 		apt-get install -y -qq --no-install-recommends skopeo >/dev/null
+	fi
+	if ! command -v jq >/dev/null && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+		log "jq: installing with apt-get (Kubernetes JSON schemas for kubeconform)"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-cache show jq >/dev/null 2>&1 || apt-get update -qq
+		apt-get install -y -qq --no-install-recommends jq >/dev/null
 	fi
 	if have_postgres_server; then
 		log "postgresql: present ($(compgen -G '/usr/lib/postgresql/*/bin/initdb' | head -n1))"
@@ -210,6 +242,104 @@ install_in_module() {
 	record "$name" "$target"
 }
 
+# K8S_SCHEMA_JQ turns Kubernetes' OpenAPI 2.0 document (swagger.json)
+# into kubeconform's schema layout: for each API kind (a definition with
+# x-kubernetes-group-version-kind, named by its last part), the file
+# <kind>[-<group's first label>]-<version>.json, lower case, as kubeconform
+# looks it up. Each is stand-alone (every $ref inlined; a cycle is an
+# error) and strict (additionalProperties: false on every object that
+# lists its properties, as kubectl's own validation refuses unknown
+# fields); apiVersion and kind are fixed to the kind's by enum;
+# IntOrString is a string or an integer and Quantity a string or a number,
+# and a field that its object does not require may be null, as the API
+# server takes null for "unset" (as openapi2jsonschema --kubernetes makes
+# them, and as `kubectl create --dry-run -o yaml` writes
+# creationTimestamp: null). Descriptions are dropped: they are prose,
+# not constraints. The apiextensions kinds
+# (CustomResourceDefinition: recursive JSONSchemaProps) are left out, as
+# openapi2jsonschema leaves them out. It prints a file name line, then the
+# schema on one line, for each kind.
+# shellcheck disable=SC2016 # a jq program: its $names are jq's
+K8S_SCHEMA_JQ='
+def deref($defs; $seen):
+  if type == "object" then
+    if has("$ref") then
+      (.["$ref"] | ltrimstr("#/definitions/")) as $n
+      | if ($seen | index([$n])) != null then error("recursive $ref: \($seen + [$n] | join(" -> "))")
+        else ($defs[$n] // error("unknown $ref \($n)")) | deref($defs; $seen + [$n]) end
+    else map_values(deref($defs; $seen)) end
+  elif type == "array" then map(deref($defs; $seen))
+  else . end;
+(.definitions
+  | .["io.k8s.apimachinery.pkg.util.intstr.IntOrString"] = {oneOf: [{type: "string"}, {type: "integer"}]}
+  | .["io.k8s.apimachinery.pkg.api.resource.Quantity"] = {oneOf: [{type: "string"}, {type: "number"}]}
+  | walk(if type == "object" then
+      (if (.description | type) == "string" then del(.description) else . end)
+      | (if .format == "int-or-string" then {oneOf: [{type: "string"}, {type: "integer"}]} else . end)
+      | (if has("properties") and (has("additionalProperties") | not) then .additionalProperties = false else . end)
+    else . end)
+) as $defs
+| $defs | to_entries[]
+| select(.key | startswith("io.k8s.apiextensions-apiserver.") | not)
+| .key as $title | .value as $schema
+| ($schema["x-kubernetes-group-version-kind"] // [])[]
+| select(.kind == ($title | split(".") | last))
+| . as $gvk
+| ((.kind | ascii_downcase)
+   + (if .group == "" then "" else "-" + (.group | split(".")[0] | ascii_downcase) end)
+   + "-" + (.version | ascii_downcase)) as $file
+| if ($file | test("^[a-z0-9.-]+$")) then . else error("unexpected schema file name \($file)") end
+| $file,
+  ($schema
+   | .properties.apiVersion.enum = [if $gvk.group == "" then $gvk.version else "\($gvk.group)/\($gvk.version)" end]
+   | .properties.kind.enum = [$gvk.kind]
+   | .type //= "object"
+   | .additionalProperties = false
+   | deref($defs; [$title])
+   | walk(if type == "object" then
+       (if (.type | type) == "string" and .type != "null" then .type = [.type, "null"] else . end)
+       | (if (.properties | type) == "object" and (.required | type) == "array" then
+           reduce .required[] as $r (.; if (.properties[$r].type | type) == "array" then .properties[$r].type |= .[0] else . end)
+         else . end)
+     else . end)
+   | .type = "object"
+   | {"$schema": "http://json-schema.org/schema#"} + .
+   | tojson)
+'
+
+# install_k8s_schemas: the JSON schemas of Kubernetes $KUBERNETES_VERSION
+# for kubeconform, in $TOOLS/kubernetes-json-schema (see K8S_SCHEMA_JQ).
+# The stamp names the release and a hash of the jq program, so changing
+# either makes them again.
+install_k8s_schemas() {
+	local name=kubernetes-json-schema mod=k8s.io/kubernetes target dir out tmp n
+	target="$mod/api/openapi-spec/swagger.json@${KUBERNETES_VERSION}+jq-$(printf '%s' "$K8S_SCHEMA_JQ" | sha256sum | cut -c1-12)"
+	out="$TOOLS/$name/${KUBERNETES_VERSION}-standalone-strict"
+	if [[ -f "$out/deployment-apps-v1.json" ]] && [[ -f "$STAMP" ]] && grep -qxF "$(stamp_line "$name" "$target")" "$STAMP"; then
+		log "$name: $target already installed"
+		return
+	fi
+	command -v jq >/dev/null || { log "$name: needs jq (apt-get install jq)"; exit 1; }
+	log "$name: making the schemas of Kubernetes $KUBERNETES_VERSION from $mod's OpenAPI document"
+	(cd / && GOFLAGS='' GOWORK=off GOTOOLCHAIN=local go mod download "$mod@$KUBERNETES_VERSION")
+	dir="$(cd / && GOFLAGS='' GOWORK=off GOTOOLCHAIN=local go list -m -f '{{.Dir}}' "$mod@$KUBERNETES_VERSION")"
+	[[ -f "$dir/api/openapi-spec/swagger.json" ]] || { log "$name: no api/openapi-spec/swagger.json in $mod@$KUBERNETES_VERSION"; exit 1; }
+	tmp="$(mktemp -d "$TOOLS/schemas.XXXXXX")"
+	mkdir "$tmp/${KUBERNETES_VERSION}-standalone-strict"
+	jq -r "$K8S_SCHEMA_JQ" "$dir/api/openapi-spec/swagger.json" |
+		awk -v d="$tmp/${KUBERNETES_VERSION}-standalone-strict" 'NR % 2 == 1 { f = d "/" $0 ".json"; next } { print > f; close(f) }'
+	n="$(find "$tmp/${KUBERNETES_VERSION}-standalone-strict" -name '*.json' | wc -l)"
+	if ((n < 100)) || [[ ! -f "$tmp/${KUBERNETES_VERSION}-standalone-strict/deployment-apps-v1.json" ]]; then
+		log "$name: only $n schemas made"
+		exit 1
+	fi
+	chmod -R a+rX "$tmp"
+	rm -rf "${TOOLS:?}/${name:?}"
+	mv "$tmp" "$TOOLS/$name"
+	log "$name: $n schemas in $out"
+	record "$name" "$target"
+}
+
 # wanted NAME: whether this run installs tool NAME: SIGNET_TOOLS_ONLY
 # names the one tool to install, SIGNET_TOOLS_SKIP one to leave out.
 wanted() {
@@ -233,6 +363,10 @@ main() {
 	CGO_ENABLED=0 go_install crane "github.com/google/go-containerregistry/cmd/crane@${GGCR_VERSION}"
 	# oci-conformance: the OCI conformance suite, run against the proxy.
 	CGO_ENABLED=0 install_renamed oci-conformance "github.com/opencontainers/distribution-spec/conformance@${CONFORMANCE_VERSION}"
+	# kubeconform, kustomize and the Kubernetes schemas: scripts/check-deploy.sh.
+	CGO_ENABLED=0 go_install kubeconform "github.com/yannh/kubeconform/cmd/kubeconform@${KUBECONFORM_VERSION}" -ldflags "-X main.version=${KUBECONFORM_VERSION}"
+	CGO_ENABLED=0 go_install kustomize "sigs.k8s.io/kustomize/kustomize/v5@${KUSTOMIZE_VERSION}"
+	install_k8s_schemas
 	# weed: SeaweedFS, a real S3-compatible server for the blob cache's
 	# shared tier tests.
 	if wanted weed; then
