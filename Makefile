@@ -7,7 +7,7 @@ TOOLS_BIN := $(CURDIR)/.tools/bin
 # Tests find notary, notary-server (and benchstat) here; see internal/testenv.
 export SIGNET_TOOLS := $(TOOLS_BIN)
 
-.PHONY: all build test lint tools ci demo bench fuzz check-deploy
+.PHONY: all build test lint tools ci demo bench fuzz check-deploy release image cross
 
 all: lint build test
 
@@ -27,6 +27,8 @@ lint:
 	if [ -n "$$files" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$files"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags nopcsc ./...
+	$(GO) vet -tags sqlite_mattn ./internal/sqlitedb ./trust/...
+	$(GO) vet -tags sqlite_ncruces ./internal/sqlitedb ./trust/...
 
 # A short run of every fuzz target of untrusted input (FUZZTIME each); CI
 # runs it. The corpora found are kept under testdata/fuzz and replayed
@@ -47,6 +49,22 @@ FUZZ_TARGETS := \
 	./trust/server/auth:FuzzBearerToken \
 	./trust/server/auth:FuzzTokenAuthorize \
 	./trust/server/auth:FuzzParseHtpasswd
+
+# signet without cgo for linux, darwin and windows on amd64 and arm64, with
+# the sizes (scripts/cross-build.sh; YubiKey support on windows only).
+cross:
+	bash scripts/cross-build.sh
+
+# Release downloads into dist/: static builds for linux, darwin and windows
+# (amd64, arm64), the linux/amd64 YubiKey build, SBOMs, CHANGELOG.md,
+# SHA256SUMS (scripts/release.sh; docs/release.md).
+release:
+	bash scripts/release.sh
+
+# The container image signet:<version>, built by the docker daemon of
+# DOCKER_HOST from a static binary (Dockerfile; docs/release.md).
+image:
+	bash scripts/release.sh image
 
 # deploy/'s Kubernetes manifests: kustomize renders them, kubeconform -strict
 # checks them against the pinned Kubernetes release's schemas, and signet

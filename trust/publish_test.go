@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/signet-project/signet/internal/sqlitedb"
 	"github.com/signet-project/signet/internal/testservers"
 	"github.com/signet-project/signet/keys"
 	"github.com/signet-project/signet/trust/server"
@@ -286,7 +286,7 @@ func TestServerMessageReachesError(t *testing.T) {
 	}
 	// The database refuses every later targets version, as a full disk
 	// would: the server answers 500 UPDATING.
-	db, err := sql.Open("sqlite3", "file:"+dbPath+"?_busy_timeout=10000")
+	db, err := sqlitedb.Open(dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/signet-project/signet/internal/testservers"
+	"github.com/signet-project/signet/keys/yubikey"
 )
 
 func TestMain(m *testing.M) {
@@ -157,6 +158,13 @@ func TestScripts(t *testing.T) {
 				n, _ := resp.Body.Read(buf)
 				fmt.Fprintf(ts.Stdout(), "%d %s\n", resp.StatusCode, buf[:n])
 			},
+		},
+		// [yubikey]: this build has YubiKey support (PC/SC).
+		Condition: func(cond string) (bool, error) {
+			if cond == "yubikey" {
+				return yubikey.Supported, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 	})
 }

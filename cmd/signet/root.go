@@ -6,14 +6,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 type globalFlags struct {
 	logLevel  string
@@ -61,22 +57,6 @@ func (g *globalFlags) logger(w io.Writer) (*slog.Logger, error) {
 
 // jsonLogs reports whether logs are JSON (--log-format json).
 func (g *globalFlags) jsonLogs() bool { return strings.EqualFold(g.logFormat, "json") }
-
-func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print signet's version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := version
-			if info, ok := debug.ReadBuildInfo(); ok && v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
-				v = info.Main.Version
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "signet %s\n", v)
-			return nil
-		},
-	}
-}
 
 // defaultDataDir is the per-user data folder: $SIGNET_DATA_DIR, else
 // $XDG_DATA_HOME/signet, else ~/.local/share/signet.

@@ -1,4 +1,4 @@
-//go:build !nopcsc
+//go:build !nopcsc && (cgo || windows)
 
 package main
 

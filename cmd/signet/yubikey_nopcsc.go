@@ -1,4 +1,4 @@
-//go:build nopcsc
+//go:build nopcsc || (!cgo && !windows)
 
 package main
 
@@ -15,7 +15,7 @@ import (
 func newYubikeyCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "yubikey",
-		Short: "YubiKey support (not in this build: built with -tags nopcsc)",
+		Short: "YubiKey support (not in this build: built without PC/SC)",
 		RunE: func(*cobra.Command, []string) error {
 			return yubikey.ErrUnsupported
 		},

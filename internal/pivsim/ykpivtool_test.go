@@ -1,4 +1,4 @@
-//go:build !nopcsc && unix
+//go:build !nopcsc && cgo && unix
 
 package pivsim_test
 

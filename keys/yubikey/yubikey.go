@@ -1,4 +1,4 @@
-//go:build !nopcsc
+//go:build !nopcsc && (cgo || windows)
 
 // Package yubikey keeps TUF keys on YubiKeys through PIV (piv-go v2): list
 // cards, set them up, generate keys on the device, attest them, and sign

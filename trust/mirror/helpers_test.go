@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/lib/pq"           // PostgreSQL, for reading a store's rows
-	_ "github.com/mattn/go-sqlite3" // SQLite, for reading a store's rows
+	_ "github.com/lib/pq" // PostgreSQL, for reading a store's rows
 	"github.com/theupdateframework/notary/tuf/data"
 
+	"github.com/signet-project/signet/internal/sqlitedb"
 	"github.com/signet-project/signet/internal/testenv"
 	"github.com/signet-project/signet/internal/testservers"
 	"github.com/signet-project/signet/internal/testtuf"
@@ -81,11 +81,11 @@ func (s *signetServer) sink(t *testing.T) *ServerSink {
 // rows lists the store's tuf_files rows of gun as "role vN sha256".
 func (s *signetServer) rows(t *testing.T, gun string) []string {
 	t.Helper()
-	driver, dsn := "sqlite3", s.dsn
-	if strings.HasPrefix(dsn, "postgres") {
-		driver = "postgres"
+	open := sqlitedb.Open
+	if strings.HasPrefix(s.dsn, "postgres") {
+		open = func(dsn string) (*sql.DB, error) { return sql.Open("postgres", dsn) }
 	}
-	db, err := sql.Open(driver, dsn)
+	db, err := open(s.dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

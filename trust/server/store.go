@@ -17,9 +17,10 @@ import (
 	"time"
 
 	"github.com/lib/pq"
-	"github.com/mattn/go-sqlite3"
 	"github.com/theupdateframework/notary/server/storage"
 	"github.com/theupdateframework/notary/tuf/data"
+
+	"github.com/signet-project/signet/internal/sqlitedb"
 )
 
 // Dialect names the SQL database behind a Store.
@@ -80,14 +81,14 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 			return nil, err
 		}
 		s.tightened = tightened
-		// _txlock=immediate takes the write lock at BEGIN so the busy
-		// timeout applies; WAL lets readers run beside one writer;
+		// Transactions take the write lock at BEGIN (IMMEDIATE) so the
+		// busy timeout applies; WAL lets readers run beside one writer;
 		// synchronous=FULL syncs the WAL at every commit, so a publish the
 		// client was told succeeded survives a power loss (NORMAL may
-		// lose the last commits).
-		db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_journal_mode=WAL&_txlock=immediate&_synchronous=FULL")
+		// lose the last commits). See sqlitedb.Open.
+		db, err := sqlitedb.Open(path)
 		if err != nil {
-			return nil, fmt.Errorf("open sqlite database %q: %w", path, err)
+			return nil, err
 		}
 		s.db, s.dialect = db, SQLite
 	}
@@ -109,8 +110,8 @@ func OpenStore(ctx context.Context, dsn string) (*Store, error) {
 }
 
 // sqliteBusyWait is how long connecting waits for other processes that
-// hold an SQLite database locked, as _busy_timeout does for statements.
-const sqliteBusyWait = 10 * time.Second
+// hold an SQLite database locked, as the busy timeout does for statements.
+const sqliteBusyWait = sqlitedb.BusyTimeout
 
 // connect opens a first connection. Opening an SQLite connection switches
 // the database to WAL mode, which needs the database to itself: a replica
@@ -137,10 +138,7 @@ func (s *Store) connect(ctx context.Context) error {
 }
 
 // isBusy reports whether err is SQLite refusing for a lock held elsewhere.
-func isBusy(err error) bool {
-	var sqErr sqlite3.Error
-	return errors.As(err, &sqErr) && (sqErr.Code == sqlite3.ErrBusy || sqErr.Code == sqlite3.ErrLocked)
-}
+func isBusy(err error) bool { return sqlitedb.IsBusy(err) }
 
 // Dialect reports which database the store uses.
 func (s *Store) Dialect() Dialect { return s.dialect }
@@ -322,11 +320,7 @@ func isUniqueViolation(err error) bool {
 	if errors.As(err, &pqErr) {
 		return pqErr.Code == "23505"
 	}
-	var sqErr sqlite3.Error
-	if errors.As(err, &sqErr) {
-		return sqErr.ExtendedCode == sqlite3.ErrConstraintUnique || sqErr.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
-	}
-	return false
+	return sqlitedb.IsUniqueViolation(err)
 }
 
 // UpdateCurrent stores one new version of a role.

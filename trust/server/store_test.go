@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -9,8 +11,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/theupdateframework/notary/trustmanager"
 	"github.com/theupdateframework/notary/tuf/data"
+	"github.com/theupdateframework/notary/tuf/utils"
 
 	"github.com/signet-project/signet/internal/testlog"
 )
@@ -165,4 +170,105 @@ func names(entries []fs.DirEntry) []string {
 		out = append(out, e.Name())
 	}
 	return out
+}
+
+// TestStoreClassifiesDatabaseErrors: the store tells a lost race (a row
+// whose unique or primary key is taken) and a lock held by another
+// process apart from other failures, with the SQLite driver this build
+// links and with PostgreSQL; and adding a server key that is already
+// stored succeeds, as replicas racing to store one rely on.
+func TestStoreClassifiesDatabaseErrors(t *testing.T) {
+	for name, dsn := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			db := dsn(t)
+			st, err := OpenStore(ctx, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			exec := func(q string, args ...any) error {
+				_, err := st.db.ExecContext(ctx, q, args...)
+				return err
+			}
+			now := time.Now().UTC()
+			const file = `INSERT INTO tuf_files (gun, role, version, data) VALUES ($1, $2, $3, $4)`
+			const key = `INSERT INTO signet_server_keys (key_id, gun, role, encrypted_pem, created_at) VALUES ($1, $2, $3, $4, $5)`
+			if err := exec(file, "g", "targets", 1, []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if err := exec(key, "k", "g", "timestamp", []byte("x"), now); err != nil {
+				t.Fatal(err)
+			}
+			tests := []struct {
+				name   string
+				err    error
+				unique bool
+			}{
+				{"same gun, role and version", exec(file, "g", "targets", 1, []byte("y")), true},
+				{"same key ID", exec(key, "k", "g", "snapshot", []byte("y"), now), true},
+				{"missing data", exec(`INSERT INTO tuf_files (gun, role, version) VALUES ('g', 'targets', 2)`), false},
+			}
+			for _, tc := range tests {
+				if tc.err == nil {
+					t.Fatalf("%s: stored", tc.name)
+				}
+				wrapped := fmt.Errorf("store: %w", tc.err)
+				if isUniqueViolation(wrapped) != tc.unique || isBusy(wrapped) {
+					t.Errorf("%s: %v: isUniqueViolation = %v, isBusy = %v; want %v, false", tc.name, tc.err, isUniqueViolation(wrapped), isBusy(wrapped), tc.unique)
+				}
+			}
+
+			// The key store decrypts a stored key at start: drop the fake.
+			if err := exec(`DELETE FROM signet_server_keys WHERE key_id = 'k'`); err != nil {
+				t.Fatal(err)
+			}
+			ks, err := newKeyStore(ctx, st, testPassphrase)
+			if err != nil {
+				t.Fatal(err)
+			}
+			priv, err := utils.GenerateECDSAKey(rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			info := trustmanager.KeyInfo{Gun: "g", Role: data.CanonicalTimestampRole}
+			for i := range 2 {
+				if err := ks.AddKey(info, priv); err != nil {
+					t.Fatalf("AddKey %d of a key: %v", i+1, err)
+				}
+			}
+
+			if st.Dialect() != SQLite {
+				return
+			}
+			// Another process holds the write lock, and this connection
+			// does not wait for it.
+			other, err := OpenStore(ctx, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			holder, err := other.db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer holder.Rollback()
+			c, err := st.db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.ExecContext(ctx, `PRAGMA busy_timeout = 0`); err != nil {
+				t.Fatal(err)
+			}
+			tx, err := c.BeginTx(ctx, nil)
+			if err == nil {
+				tx.Rollback()
+				t.Fatal("began a transaction while another process holds the write lock")
+			}
+			if !isBusy(fmt.Errorf("begin: %w", err)) || isUniqueViolation(err) {
+				t.Errorf("%v: isBusy = %v, isUniqueViolation = %v; want true, false", err, isBusy(err), isUniqueViolation(err))
+			}
+		})
+	}
 }

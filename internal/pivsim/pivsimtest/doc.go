@@ -17,5 +17,5 @@
 // it. Tests of one binary that insert cards must not call t.Parallel.
 //
 // The package needs PC/SC (piv-go through cgo and libpcsclite) and a Unix
-// system: with -tags nopcsc it is empty.
+// system: without cgo, or with -tags nopcsc, it is empty.
 package pivsimtest

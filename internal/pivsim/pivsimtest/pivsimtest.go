@@ -1,4 +1,4 @@
-//go:build !nopcsc && unix
+//go:build !nopcsc && cgo && unix
 
 package pivsimtest
 
