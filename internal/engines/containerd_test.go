@@ -55,14 +55,14 @@ func startContainerd(t *testing.T) *containerd {
 	dir := shortTempDir(t, "ctrd.")
 	c := &containerd{dir: dir, hostsDir: filepath.Join(dir, "certs.d"), ctr: ctr}
 	t.Cleanup(func() {
-		stopDaemon(t, filepath.Join(dir, "containerd.pid"))
+		testenv.StopDaemon(t, filepath.Join(dir, "containerd.pid"))
 		if t.Failed() {
 			if b, err := os.ReadFile(filepath.Join(dir, "containerd.log")); err == nil && registryLines(string(b)) != "" {
 				t.Logf("containerd log (registry lines):\n%s", registryLines(string(b)))
 			}
 		}
 	})
-	c.sock = script(t, loopbackOnly(), "start-containerd.sh", dir)
+	c.sock = testenv.Script(t, loopbackOnly(), "start-containerd.sh", dir)
 	return c
 }
 
@@ -155,7 +155,7 @@ func (p ctrPuller) pull(t *testing.T, ref string) error {
 	defer cancel()
 	out, err := p.run(ctx, "images", "pull", "--snapshotter", "native", "--hosts-dir", p.c.hostsDir, ref)
 	if err != nil {
-		return fmt.Errorf("ctr images pull %s: %v: %s", ref, err, lastLines(out, 5))
+		return fmt.Errorf("ctr images pull %s: %v: %s", ref, err, testenv.LastLines(out, 5))
 	}
 	return nil
 }
@@ -220,14 +220,6 @@ func (p criPuller) digest(t *testing.T, ref string) string {
 	}
 	t.Fatalf("CRI ImageStatus %s: no repo digest in %v", ref, st.Image.RepoDigests)
 	return ""
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // The documented hosts.toml examples, by their server line.

@@ -82,14 +82,14 @@ func startDockerd(t *testing.T, names []string, daemonJSON any, caFiles map[stri
 		write(t, filepath.Join(d.etc, "certs.d", hostPort, "ca.crt"), string(pem))
 	}
 	t.Cleanup(func() {
-		stopDaemon(t, filepath.Join(dir, "dockerd.pid"))
+		testenv.StopDaemon(t, filepath.Join(dir, "dockerd.pid"))
 		if t.Failed() {
 			if b, err := os.ReadFile(filepath.Join(dir, "dockerd.log")); err == nil {
-				t.Logf("dockerd log:\n%s", lastLines(string(b), 40))
+				t.Logf("dockerd log:\n%s", testenv.LastLines(string(b), 40))
 			}
 		}
 	})
-	sock := script(t, append(loopbackOnly(names...), "SIGNET_DOCKERD="+dockerdBin), "start-dockerd.sh", dir)
+	sock := testenv.Script(t, append(loopbackOnly(names...), "SIGNET_DOCKERD="+dockerdBin), "start-dockerd.sh", dir)
 	d.env = append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+d.config, "HOME="+dir)
 	return d
 }

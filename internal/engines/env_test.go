@@ -11,11 +11,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,7 +24,6 @@ import (
 
 	"github.com/signet-project/signet/internal/devtls"
 	"github.com/signet-project/signet/internal/publish"
-	"github.com/signet-project/signet/internal/testenv"
 	"github.com/signet-project/signet/internal/testlog"
 	"github.com/signet-project/signet/internal/testservers"
 	"github.com/signet-project/signet/keys"
@@ -391,65 +388,4 @@ func loopbackOnly(names ...string) []string {
 		env = append(env, k+"="+nowhere)
 	}
 	return append(env, "NO_PROXY="+noProxy, "no_proxy="+noProxy)
-}
-
-// script runs scripts/NAME with args in the environment env and returns
-// its stdout, trimmed.
-func script(t *testing.T, env []string, name string, args ...string) string {
-	t.Helper()
-	root := testenv.RepoRoot()
-	if root == "" {
-		t.Fatal("no repository root (go.mod) above the working directory")
-	}
-	cmd := exec.Command("bash", append([]string{filepath.Join(root, "scripts", name)}, args...)...)
-	cmd.Env = env
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("scripts/%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// stopDaemon sends SIGTERM to the pid in pidFile and waits up to 20s
-// for it to exit, then kills it.
-func stopDaemon(t *testing.T, pidFile string) {
-	t.Helper()
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Logf("stop daemon: %v", err)
-		return
-	}
-	var pid int
-	if _, err := fmt.Sscan(string(b), &pid); err != nil || pid <= 1 {
-		t.Logf("stop daemon: bad pid file %s: %q", pidFile, b)
-		return
-	}
-	p, err := os.FindProcess(pid)
-	if err != nil {
-		return
-	}
-	_ = p.Signal(syscall.SIGTERM)
-	for range 200 {
-		if !alive(pid) {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Logf("daemon %d did not stop in 20s: killing it", pid)
-	_ = p.Kill()
-}
-
-// alive reports whether pid runs (a zombie, waiting for init to reap
-// it, does not).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// pid (comm) state ...: comm may hold spaces and parentheses.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
 }

@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -49,7 +48,7 @@ func TestImage(t *testing.T) {
 	dist := t.TempDir()
 	saved := filepath.Join(dist, "image.tar")
 	t0 := time.Now()
-	out := script(t, append(d.env, "SIGNET_DIST="+dist, "SIGNET_IMAGE="+imageName, "SIGNET_IMAGE_SAVE="+saved), "release.sh", "image")
+	out := testenv.Script(t, append(d.env, "SIGNET_DIST="+dist, "SIGNET_IMAGE="+imageName, "SIGNET_IMAGE_SAVE="+saved), "release.sh", "image")
 	t.Logf("scripts/release.sh image (%v):\n%s", time.Since(t0).Round(time.Millisecond), out)
 	signet := filepath.Join(dist, "image", "signet") // the static binary in the image, run on the host
 	checkImageConfig(t, d)
@@ -280,14 +279,14 @@ func startDockerd(t *testing.T) *dockerd {
 		}
 	})
 	t.Cleanup(func() {
-		stopDaemon(t, filepath.Join(dir, "dockerd.pid"))
+		testenv.StopDaemon(t, filepath.Join(dir, "dockerd.pid"))
 		if t.Failed() {
 			if b, err := os.ReadFile(filepath.Join(dir, "dockerd.log")); err == nil {
-				t.Logf("dockerd log:\n%s", lastLines(string(b), 30))
+				t.Logf("dockerd log:\n%s", testenv.LastLines(string(b), 30))
 			}
 		}
 	})
-	sock := script(t, append(os.Environ(), "SIGNET_DOCKERD="+bin), "start-dockerd.sh", dir)
+	sock := testenv.Script(t, append(os.Environ(), "SIGNET_DOCKERD="+bin), "start-dockerd.sh", dir)
 	return &dockerd{cli: cli, env: append(os.Environ(), "DOCKER_HOST=unix://"+sock, "DOCKER_CONFIG="+filepath.Join(dir, "client"))}
 }
 
@@ -321,7 +320,7 @@ func (d *dockerd) run(t *testing.T, name string, args ...string) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			out, _ := d.docker("logs", name)
-			t.Logf("docker logs %s:\n%s", name, lastLines(out, 30))
+			t.Logf("docker logs %s:\n%s", name, testenv.LastLines(out, 30))
 		}
 		if out, err := d.docker("rm", "-f", name); err != nil {
 			t.Logf("docker rm -f %s: %v\n%s", name, err, out)
@@ -347,7 +346,7 @@ func (d *dockerd) waitReady(t *testing.T, name, base string) {
 			}
 			if running, _ := d.docker("inspect", "-f", "{{.State.Running}}", name); strings.TrimSpace(running) != "true" {
 				logs, _ := d.docker("logs", name)
-				t.Fatalf("container %s is not running:\n%s", name, lastLines(logs, 30))
+				t.Fatalf("container %s is not running:\n%s", name, testenv.LastLines(logs, 30))
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("%s%s not ready after 30s: %v", base, path, err)
@@ -355,69 +354,4 @@ func (d *dockerd) waitReady(t *testing.T, name, base string) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-}
-
-// script runs scripts/NAME with args in the environment env and returns
-// its stdout, trimmed.
-func script(t *testing.T, env []string, name string, args ...string) string {
-	t.Helper()
-	root := testenv.RepoRoot()
-	if root == "" {
-		t.Fatal("no repository root (go.mod) above the working directory")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(root, "scripts", name)}, args...)...)
-	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("scripts/%s %s: %v\n%s", name, strings.Join(args, " "), err, lastLines(stderr.String(), 40))
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// stopDaemon sends SIGTERM to the pid in pidFile and waits up to 20s for
-// it to exit, then kills it.
-func stopDaemon(t *testing.T, pidFile string) {
-	t.Helper()
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Logf("stop dockerd: %v", err)
-		return
-	}
-	var pid int
-	if _, err := fmt.Sscan(string(b), &pid); err != nil || pid <= 1 {
-		t.Logf("stop dockerd: bad pid file %s: %q", pidFile, b)
-		return
-	}
-	_ = syscall.Kill(pid, syscall.SIGTERM)
-	for range 200 {
-		if !alive(pid) {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Logf("dockerd %d did not stop in 20s: killing it", pid)
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-}
-
-// alive reports whether pid runs (a zombie does not).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
