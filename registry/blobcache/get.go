@@ -92,7 +92,7 @@ func (s *Store) open(digest string) (*Entry, error) {
 		s.unpin(e)
 		return nil, err
 	}
-	if reason, err := s.check(e, f); err != nil || reason != "" {
+	if reason, err := s.check(e, f, false); err != nil || reason != "" {
 		f.Close()
 		if err != nil {
 			s.unpin(e)
@@ -112,8 +112,9 @@ func (s *Store) open(digest string) (*Entry, error) {
 }
 
 // check compares the open file with the index: its size always, its
-// hash on first use. It returns why the file is corrupt, or "".
-func (s *Store) check(e *entry, f *os.File) (string, error) {
+// hash on first use, or always when rehash is set (the scrub). It
+// returns why the file is corrupt, or "".
+func (s *Store) check(e *entry, f *os.File, rehash bool) (string, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return "", err
@@ -123,7 +124,9 @@ func (s *Store) check(e *entry, f *os.File) (string, error) {
 	}
 	e.verifyMu.Lock()
 	defer e.verifyMu.Unlock()
-	if e.verified || e.bad != "" {
+	if rehash {
+		e.verified = false
+	} else if e.verified || e.bad != "" {
 		return e.bad, nil
 	}
 	return s.hashCheck(e, f)

@@ -71,7 +71,7 @@ func (s *Store) scrubOne(digest string) (corrupt bool, size int64, err error) {
 		return false, e.size, fmt.Errorf("open blob %s: %w", digest, err)
 	}
 	defer f.Close()
-	reason, err := s.rehash(e, f)
+	reason, err := s.check(e, f, true)
 	if err != nil {
 		s.unpin(e)
 		return false, e.size, fmt.Errorf("hash blob %s: %w", digest, err)
@@ -82,19 +82,4 @@ func (s *Store) scrubOne(digest string) (corrupt bool, size int64, err error) {
 	}
 	s.unpin(e)
 	return false, e.size, nil
-}
-
-// rehash checks e's file whole even if it was verified before.
-func (s *Store) rehash(e *entry, f *os.File) (string, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	if fi.Size() != e.size {
-		return fmt.Sprintf("size %d, indexed as %d", fi.Size(), e.size), nil
-	}
-	e.verifyMu.Lock()
-	defer e.verifyMu.Unlock()
-	e.verified = false
-	return s.hashCheck(e, f)
 }

@@ -107,7 +107,7 @@ func TestChangeCounterOtherRole(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	u, err := url.Parse(dsn)
 	if err != nil || u.Scheme == "" {
-		t.Skipf("DSN is not a URL (%v): cannot name another role", err)
+		testenv.Require(t, "a PostgreSQL DSN in URL form", "SIGNET_TEST_POSTGRES_DSN is not a URL (%v): this test names another role in it", err)
 	}
 	var b [6]byte
 	rand.Read(b[:]) //nolint:errcheck // never fails
